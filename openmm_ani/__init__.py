@@ -2,7 +2,8 @@
 
 from . import models, units
 from .model import ANIModel
+from .potential import ANIPotential
 
 __version__ = "0.1.0"
 
-__all__ = ["ANIModel", "models", "units", "__version__"]
+__all__ = ["ANIModel", "ANIPotential", "models", "units", "__version__"]
