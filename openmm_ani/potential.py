@@ -13,6 +13,8 @@ package that imports it and does so in the right order.
 
 import logging
 import os
+import re
+import tempfile
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
 
 import torch
@@ -28,6 +30,8 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 #: Accepted ``precision`` values and the torch dtype of each.
 PRECISIONS: Dict[str, torch.dtype] = {"single": torch.float32, "double": torch.float64}
 
+logger = logging.getLogger(__name__)
+
 _SIMTK_NOTICE = "Warning: importing 'simtk.openmm' is deprecated"
 
 
@@ -42,8 +46,11 @@ def import_openmmtorch() -> Any:
     """Import and return the ``openmmtorch`` module, importing ``torch`` first.
 
     openmmtorch 1.5 wheels load libtorch symbols that are only resolvable once ``torch``
-    is imported; importing it first avoids "cannot open libnvrtc" style failures. The
-    deprecation notice openmmtorch triggers through ``simtk.openmm`` is filtered out.
+    is imported. This also covers scripts that ran ``import openmm`` before torch was
+    loaded: OpenMM then failed to load the openmm-torch kernel plugins at its import
+    (``libnvrtc`` not found), and they are loaded again here, now that torch is in the
+    process (see :func:`reload_torch_plugins`). The deprecation notice openmmtorch triggers
+    through ``simtk.openmm`` is filtered out.
 
     Returns
     -------
@@ -59,7 +66,48 @@ def import_openmmtorch() -> Any:
         import openmmtorch
     finally:
         root.removeFilter(notice_filter)
+    reload_torch_plugins()
     return openmmtorch
+
+
+_PLUGINS_CHECKED = False
+
+
+def reload_torch_plugins() -> List[str]:
+    """Load openmm-torch kernel plugins that OpenMM failed to load before torch was imported.
+
+    ``import openmm`` loads every plugin in OpenMM's plugin folder; the openmm-torch ones
+    fail when libtorch is not yet in the process, leaving ``TorchForce`` without kernels
+    ("does not support all required kernels"). With torch imported, those libraries load;
+    they are loaded through a temporary folder of links so that no other plugin (and no
+    platform) is registered twice. Runs once per process.
+
+    Returns
+    -------
+    list of str
+        The plugin libraries loaded now (empty when nothing had failed).
+    """
+    global _PLUGINS_CHECKED
+    if _PLUGINS_CHECKED:
+        return []
+    _PLUGINS_CHECKED = True
+    import openmm
+
+    failed = []
+    for message in openmm.Platform.getPluginLoadFailures():
+        match = re.match(r"Error loading library (\S+?): ", message)
+        if match and "OpenMMTorch" in os.path.basename(match.group(1)) and os.path.isfile(match.group(1)):
+            failed.append(match.group(1))
+    if not failed:
+        return []
+    with tempfile.TemporaryDirectory(prefix="openmm-ani-plugins-") as folder:
+        for library in failed:
+            os.symlink(library, os.path.join(folder, os.path.basename(library)))
+        loaded = [os.path.basename(path) for path in openmm.Platform.loadPluginsFromDirectory(folder)]
+        for message in openmm.Platform.getPluginLoadFailures():
+            logger.debug("openmm-torch plugin still not loadable: %s", message)
+    logger.debug("loaded openmm-torch plugins after torch: %s", loaded)
+    return loaded
 
 
 def topology_atomic_numbers(topology: "openmm.app.Topology", atoms: Optional[Sequence[int]] = None) -> List[int]:

@@ -1,0 +1,133 @@
+"""openmm-ml plugin: openmm-ani's potentials under ``openmmml.MLPotential``.
+
+openmm-ml discovers potentials through the ``openmmml.potentials`` entry-point group. This
+package registers (see ``pyproject.toml``)
+
+========================  ===========================================
+name                      model
+========================  ===========================================
+``ani1ccx-openmm-ani``    bundled ANI-1ccx 8-model ensemble
+``ani1x-openmm-ani``      bundled ANI-1x 8-model ensemble
+``openmm-ani``            any model file or NeuroChem folder given as
+                          ``MLPotential("openmm-ani", modelPath=...)``
+========================  ===========================================
+
+The ``-openmm-ani`` suffix keeps the names apart from openmm-ml's built-in (TorchANI-based)
+``ani1ccx`` and ``ani2x``, so an existing script switches with one word::
+
+    potential = MLPotential("ani1ccx-openmm-ani")   # was MLPotential("ani1ccx")
+    system = potential.createSystem(topology)
+
+Keyword arguments understood by ``MLPotential(...)``: ``modelIndex`` (one ensemble member),
+``precision`` (``"single"``, default, or ``"double"``) and ``modelPath`` (for ``openmm-ani``).
+``createSystem``/``createMixedSystem`` accept the same ``modelIndex``/``precision`` keywords,
+overriding the constructor's.
+"""
+
+from typing import Any, Dict, Iterable, List, Optional
+
+from .potential import ANIPotential, topology_atomic_numbers
+
+try:  # subclass openmm-ml's interfaces when openmm-ml is installed (it is what loads this module)
+    from openmmml.mlpotential import MLPotentialImpl as _ImplBase
+    from openmmml.mlpotential import MLPotentialImplFactory as _FactoryBase
+except ModuleNotFoundError as error:
+    if error.name != "openmmml":
+        raise
+    _ImplBase = object  # type: ignore[assignment,misc]
+    _FactoryBase = object  # type: ignore[assignment,misc]
+
+#: openmm-ml names registered by this package, and the bundled model of each (None: ``modelPath``).
+REGISTERED_NAMES: Dict[str, Optional[str]] = {
+    "ani1ccx-openmm-ani": "ani1ccx",
+    "ani1x-openmm-ani": "ani1x",
+    "openmm-ani": None,
+}
+
+
+class OpenMMANIPotentialImpl(_ImplBase):  # type: ignore[misc,valid-type]
+    """openmm-ml ``MLPotentialImpl`` backed by :class:`openmm_ani.ANIPotential`.
+
+    Parameters
+    ----------
+    model
+        Bundled model name or model file/NeuroChem folder path.
+    modelIndex
+        ``None`` for the ensemble, or one member's index.
+    precision
+        ``"single"`` or ``"double"``.
+    """
+
+    def __init__(self, model: str, modelIndex: Optional[int] = None, precision: str = "single") -> None:
+        self.model = model
+        self.modelIndex = modelIndex
+        self.precision = precision
+        self._potentials: Dict[Any, ANIPotential] = {}
+
+    def _potential(self, modelIndex: Optional[int], precision: str) -> ANIPotential:
+        key = (modelIndex, precision)
+        if key not in self._potentials:
+            self._potentials[key] = ANIPotential(self.model, model_index=modelIndex, precision=precision)
+        return self._potentials[key]
+
+    def addForces(
+        self,
+        topology: Any,
+        system: Any,
+        atoms: Optional[Iterable[int]],
+        forceGroup: int,
+        **args: Any,
+    ) -> None:
+        """Add the ANI TorchForce for ``atoms`` (all atoms when ``None``) to ``system``.
+
+        Called by openmm-ml's ``createSystem`` and its mechanical embedding. A periodic
+        topology makes the force periodic for the whole system, and ``make_whole`` (the ML
+        region as an isolated molecule) for a subset.
+        """
+        unknown = sorted(set(args) - {"modelIndex", "precision"})
+        if unknown:
+            raise ValueError(f"unknown argument(s) for openmm-ani potentials: {', '.join(unknown)}")
+        potential = self._potential(args.get("modelIndex", self.modelIndex), args.get("precision", self.precision))
+        atom_list: Optional[List[int]] = None if atoms is None else [int(i) for i in atoms]
+        numbers = topology_atomic_numbers(topology, atom_list)
+        box = topology.getPeriodicBoxVectors() is not None
+        force = potential.createForce(
+            numbers, atoms=atom_list, periodic=box and atom_list is None, make_whole=box and atom_list is not None
+        )
+        force.setForceGroup(forceGroup)
+        system.addForce(force)
+
+    def getSupportedEmbeddings(self) -> List[str]:
+        """No potential-specific embeddings; openmm-ml's generic ``mechanical`` one applies."""
+        return []
+
+    def getMLLongRange(self) -> Optional[bool]:
+        """ANI is short-ranged (5.2 Å cutoff): ML interactions are local."""
+        return False
+
+
+class OpenMMANIPotentialImplFactory(_FactoryBase):  # type: ignore[misc,valid-type]
+    """openmm-ml ``MLPotentialImplFactory`` for the names in :data:`REGISTERED_NAMES`."""
+
+    def createImpl(self, name: str, **args: Any) -> OpenMMANIPotentialImpl:
+        """Create the implementation of potential ``name``.
+
+        Raises
+        ------
+        ValueError
+            For a name this factory does not serve, a missing ``modelPath`` for
+            ``openmm-ani``, or unknown arguments.
+        """
+        if name not in REGISTERED_NAMES:
+            raise ValueError(f"openmm-ani does not provide an openmm-ml potential named {name!r}")
+        unknown = sorted(set(args) - {"modelIndex", "precision", "modelPath"})
+        if unknown:
+            raise ValueError(f"unknown argument(s) for {name}: {', '.join(unknown)}")
+        model = REGISTERED_NAMES[name]
+        if model is None:
+            if "modelPath" not in args:
+                raise ValueError(f"{name} needs modelPath= (a model file or NeuroChem folder)")
+            model = str(args["modelPath"])
+        elif "modelPath" in args:
+            raise ValueError(f"{name} uses the bundled {model} model; use 'openmm-ani' with modelPath= for a file")
+        return OpenMMANIPotentialImpl(model, args.get("modelIndex"), args.get("precision", "single"))
