@@ -120,6 +120,10 @@ class AEVComputer(torch.nn.Module):
     num_pairs: Final[int]
     length: Final[int]
     all_pairs_max_atoms: Final[int]
+    num_eta_a: Final[int]
+    num_shf_a: Final[int]
+    num_zeta: Final[int]
+    num_shf_z: Final[int]
 
     def __init__(self, parameters: AEVParameters) -> None:
         super().__init__()
@@ -133,16 +137,19 @@ class AEVComputer(torch.nn.Module):
         self.length = parameters.length
         self.all_pairs_max_atoms = ALL_PAIRS_MAX_ATOMS
         eta_r, shf_r = _grid(parameters.radial_eta, parameters.radial_shifts)
-        eta_a, zeta, shf_a, shf_z = _grid(
-            parameters.angular_eta, parameters.angular_zeta, parameters.angular_shifts, parameters.angle_sections
-        )
+        eta_a, shf_a = _grid(parameters.angular_eta, parameters.angular_shifts)
+        zeta, shf_z = _grid(parameters.angular_zeta, parameters.angle_sections)
+        self.num_eta_a = len(parameters.angular_eta)
+        self.num_shf_a = len(parameters.angular_shifts)
+        self.num_zeta = len(parameters.angular_zeta)
+        self.num_shf_z = len(parameters.angle_sections)
         self.register_buffer("eta_r", eta_r)
         self.register_buffer("shf_r", shf_r)
         self.register_buffer("eta_a", eta_a)
-        self.register_buffer("zeta", zeta)
+        self.register_buffer("zeta", zeta.view(self.num_zeta, self.num_shf_z))
         self.register_buffer("shf_a", shf_a)
-        self.register_buffer("cos_shf_z", torch.cos(shf_z))
-        self.register_buffer("sin_shf_z", torch.sin(shf_z))
+        self.register_buffer("cos_shf_z", torch.cos(shf_z.view(self.num_zeta, self.num_shf_z)[0]))
+        self.register_buffer("sin_shf_z", torch.sin(shf_z.view(self.num_zeta, self.num_shf_z)[0]))
         self.register_buffer("pair_table", _pair_table(self.num_species))
 
     def forward(self, species: Tensor, coordinates: Tensor, cell: Optional[Tensor] = None) -> Tensor:
@@ -239,13 +246,15 @@ class AEVComputer(torch.nn.Module):
         d2 = lengths[k]
         cos_angle = 0.95 * (v1 * v2).sum(1) / (d1 * d2)
         sin_angle = torch.sqrt(1.0 - cos_angle * cos_angle)
-        cos_angle = cos_angle.unsqueeze(1)
-        sin_angle = sin_angle.unsqueeze(1)
-        factor1 = ((1.0 + cos_angle * self.cos_shf_z + sin_angle * self.sin_shf_z) * 0.5) ** self.zeta
+        # The angular block is an outer product of an angle factor over (Zeta, ShfZ) and a
+        # distance factor over (EtaA, ShfA); each is computed on its own small grid.
+        angle = ((1.0 + cos_angle.unsqueeze(1) * self.cos_shf_z + sin_angle.unsqueeze(1) * self.sin_shf_z) * 0.5)
+        angle = angle.unsqueeze(1) ** self.zeta  # [T, nZeta, nShfZ]
+        fc = 2.0 * cosine_cutoff(d1, self.angular_cutoff) * cosine_cutoff(d2, self.angular_cutoff)
         mean_d = (0.5 * (d1 + d2)).unsqueeze(1)
-        factor2 = torch.exp(-self.eta_a * (mean_d - self.shf_a) ** 2)
-        fc = (cosine_cutoff(d1, self.angular_cutoff) * cosine_cutoff(d2, self.angular_cutoff)).unsqueeze(1)
-        terms = 2.0 * factor1 * factor2 * fc
+        radial = torch.exp(-self.eta_a * (mean_d - self.shf_a) ** 2) * fc.unsqueeze(1)  # [T, nEtaA * nShfA]
+        radial = radial.view(-1, self.num_eta_a, 1, self.num_shf_a, 1)
+        terms = (radial * angle.view(-1, 1, self.num_zeta, 1, self.num_shf_z)).reshape(-1, self.angular_sublength)
         rows = atom_of_triplet * self.num_pairs + self.pair_table[species[other[j]], species[other[k]]]
         out = out.index_add(0, rows, terms)
         return out.view(num_atoms, self.num_pairs * self.angular_sublength)

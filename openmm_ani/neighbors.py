@@ -2,8 +2,8 @@
 
 Two strategies, chosen by system size, return the same half list (each pair once):
 
-* :func:`all_pairs` compares every pair of a (padded) batch of open molecules; it is
-  the cheapest choice for a few hundred atoms or fewer.
+* :func:`all_pairs` compares every pair of a (padded) batch, open or periodic (minimum
+  image); it is the cheapest choice up to about a thousand atoms.
 * :func:`cell_list_pairs` bins atoms into cells at least one cutoff wide and compares
   only neighbouring cells, so cost grows linearly with the atom count. It handles
   orthorhombic and triclinic periodic boxes with the minimum-image convention (any
@@ -24,8 +24,10 @@ from torch import Tensor
 ALL_PAIRS_MAX_ATOMS: int = 384
 
 
-def all_pairs(species: Tensor, coordinates: Tensor, cutoff: float) -> Tuple[Tensor, Tensor, Tensor]:
-    """All pairs within ``cutoff`` in a padded batch of open molecules.
+def all_pairs(
+    species: Tensor, coordinates: Tensor, cutoff: float, cell: Optional[Tensor] = None
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """All pairs within ``cutoff`` in a padded batch, open or periodic.
 
     Parameters
     ----------
@@ -35,6 +37,11 @@ def all_pairs(species: Tensor, coordinates: Tensor, cutoff: float) -> Tuple[Tens
         ``[B, N, 3]`` positions in Å.
     cutoff
         Cutoff radius in Å.
+    cell
+        Optional ``[3, 3]`` box vectors (rows, Å) whose perpendicular widths are all at least
+        ``2 * cutoff``. Each pair then takes its minimum image, found by rounding fractional
+        coordinates: any image closer than the cutoff has every fractional component below
+        one half (the component is at most ``distance / width``), so it is the one rounding picks.
 
     Returns
     -------
@@ -45,6 +52,11 @@ def all_pairs(species: Tensor, coordinates: Tensor, cutoff: float) -> Tuple[Tens
     num_atoms = species.shape[1]
     upper = torch.triu_indices(num_atoms, num_atoms, 1, device=species.device)
     vectors = coordinates[:, upper[1]] - coordinates[:, upper[0]]
+    if cell is not None:
+        with torch.no_grad():
+            box = cell.detach().to(vectors.dtype)
+            shifts = torch.round(vectors.detach() @ torch.linalg.inv(box)) @ box
+        vectors = vectors - shifts
     with torch.no_grad():
         close = vectors.detach().pow(2).sum(-1) < cutoff * cutoff
         real = (species[:, upper[0]] >= 0) & (species[:, upper[1]] >= 0)
@@ -167,8 +179,8 @@ def neighbor_pairs(
     cell
         Optional ``[3, 3]`` box vectors (rows, Å), shared by all molecules of the batch.
     all_pairs_max_atoms
-        Open molecules with at most this many atoms (per molecule) use :func:`all_pairs`,
-        larger ones a cell list.
+        Systems with at most this many atoms (per molecule) use :func:`all_pairs`, larger
+        ones a cell list. With a cell, every box width must be at least ``2 * cutoff``.
 
     Returns
     -------
@@ -176,8 +188,8 @@ def neighbor_pairs(
         ``[P]`` flat atom indices (``b * N + n``) and ``[P, 3]`` vectors in Å.
     """
     batch, num_atoms = species.shape[0], species.shape[1]
-    if cell is None and num_atoms <= all_pairs_max_atoms:
-        return all_pairs(species, coordinates, cutoff)
+    if num_atoms <= all_pairs_max_atoms:
+        return all_pairs(species, coordinates, cutoff, cell)
     firsts = []
     seconds = []
     vectors = []

@@ -12,7 +12,8 @@ An ensemble folder (such as ``ani-1ccx_8x/``) holds
   ``biases=FILE:<name>[out]``.
 
 A folder with ``networks/`` directly inside is read as a single model. NeuroChem computed
-in float32; AEV hyper-parameters are rounded to float32 as it did.
+in float32: the AEV parameter grids (``EtaR``, ``ShfR``, ...) are rounded to float32 as it
+stored them; the cutoffs stay as written (decimal), which is also what TorchANI does.
 """
 
 import bz2
@@ -50,7 +51,7 @@ def read_params(path: PathLike) -> Tuple[AEVParameters, List[str]]:
 
     elements = [e.strip() for e in values["Atyp"].strip("[]").split(",") if e.strip()]
     parameters = AEVParameters(
-        _f32(values["Rcr"]), _f32(values["Rca"]), vector("EtaR"), vector("ShfR"), vector("EtaA"),
+        float(values["Rcr"]), float(values["Rca"]), vector("EtaR"), vector("ShfR"), vector("EtaA"),
         vector("Zeta"), vector("ShfA"), vector("ShfZ"), len(elements),
     )
     return parameters, elements

@@ -16,6 +16,7 @@ Periodicity has two modes:
   ML region through ANI. This needs the region to span less than half the box.
 """
 
+import copy
 from typing import Final, Optional, Sequence
 
 import torch
@@ -39,7 +40,8 @@ class ANIForceModule(torch.nn.Module):
     Parameters
     ----------
     model
-        The ANI model (its dtype sets the precision of the calculation).
+        The ANI model (its dtype sets the precision of the calculation). The module keeps a
+        frozen copy; the model passed in is not modified.
     atomic_numbers
         Atomic numbers of the ML atoms, in the order of ``atoms``.
     atoms
@@ -87,7 +89,11 @@ class ANIForceModule(torch.nn.Module):
         if bool((numbers <= 0).any()):
             bad = (numbers[0] <= 0).nonzero().flatten().tolist()
             raise ValueError(f"atoms {bad} have no element (virtual sites or extra particles cannot be ML atoms)")
-        self.model = model
+        # A private, frozen copy: OpenMM needs gradients with respect to positions only, and
+        # gradients of the weights would double the cost of every force evaluation.
+        self.model = copy.deepcopy(model)
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
         self.register_buffer("species", model.species(numbers))
         self.subset = atoms is not None
         self.register_buffer("atoms", torch.tensor(list(atoms) if atoms is not None else [], dtype=torch.long))
