@@ -237,3 +237,45 @@ def test_ani2x_folder_loads_and_matches_torchani():
         members = model.member_energies(torch.tensor(ANI2X_Z)[None], torch.tensor(x)[None])[:, 0].numpy()
     ta_members = ta.members_energies((torch.tensor(ANI2X_Z)[None], torch.tensor(x)[None])).energies[:, 0]
     np.testing.assert_allclose(members, ta_members.detach().numpy(), rtol=0, atol=E_TOL_64)
+
+
+def test_seven_element_neurochem_folder_matches_torchani(tmp_path):
+    """Any NeuroChem folder loads: a synthetic ANI-2x-shaped folder (H C N O S F Cl, Rcr 5.1 Å, CELU and
+    Gaussian layers, 2 members) read by openmm_ani.neurochem equals TorchANI's own NeuroChem loader on S/F/Cl."""
+    torchani = _torchani()
+    from _neurochem_folder import write_folder
+
+    folder = str(tmp_path / "ani2x_like")
+    write_folder(folder)
+    spec = read_folder(folder)
+    assert spec.elements == ["H", "C", "N", "O", "S", "F", "Cl"]
+    assert spec.aev.radial_cutoff == pytest.approx(5.1, abs=1e-6)
+    assert spec.aev.length == 1008
+    assert spec.num_models == 2
+    model = build_model(spec)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        consts = torchani.neurochem.Constants(os.path.join(folder, "synthetic.params"))
+        ensemble = torchani.neurochem.load_model_ensemble(consts.species, os.path.join(folder, "train"), 2)
+        shifter = torchani.neurochem.load_sae(os.path.join(folder, "sae_linfit.dat"))
+        reference = torchani.nn.Sequential(torchani.AEVComputer(**consts), ensemble, shifter).double()
+        members = [torchani.nn.Sequential(torchani.AEVComputer(**consts), ensemble[k], shifter).double()
+                   for k in range(2)]
+    to_index = {1: 0, 6: 1, 7: 2, 8: 3, 16: 4, 9: 5, 17: 6}
+    species = torch.tensor([[to_index[int(a)] for a in ANI2X_Z]])
+    x = torch.tensor(ANI2X_X + np.random.default_rng(4).normal(0.0, 0.05, size=ANI2X_X.shape))
+
+    def torchani_ef(module):
+        xt = x.clone()[None].requires_grad_(True)
+        e = module((species, xt)).energies
+        return float(e.item()), (-torch.autograd.grad(e.sum(), xt)[0][0]).numpy()
+
+    ref_e, ref_f = torchani_ef(reference)
+    e, f = energy_forces(model, torch.tensor(ANI2X_Z)[None], x[None], None)
+    assert abs(e - ref_e) <= E_TOL_64, f"|dE| = {abs(e - ref_e):.3e} Ha"
+    assert np.abs(f - ref_f).max() <= F_TOL_64
+    with torch.no_grad():
+        ours = model.member_energies(torch.tensor(ANI2X_Z)[None], x[None])[:, 0].numpy()
+    np.testing.assert_allclose(ours, [torchani_ef(m)[0] for m in members], rtol=0, atol=E_TOL_64)
+    assert abs(ours[0] - ours[1]) > 1e-3  # distinct members: a member mix-up would be seen
