@@ -144,6 +144,31 @@ class AtomicNetworks(torch.nn.Module):
                 out = out.index_add(1, atoms, network(aev.index_select(0, atoms)))
         return out
 
+    @torch.jit.export
+    def sorted_energies(self, aev: Tensor, counts: List[int]) -> Tensor:
+        """Total network energy of one molecule whose atoms are sorted by element.
+
+        Parameters
+        ----------
+        aev
+            ``[A, L]`` AEVs, the first ``counts[0]`` atoms of element 0, then element 1, ...
+        counts
+            Number of atoms of each element.
+
+        Returns
+        -------
+        Tensor
+            ``[M]`` sum of atomic energies for each member, Ha.
+        """
+        total = torch.zeros(self.num_models, dtype=aev.dtype, device=aev.device)
+        start = 0
+        for element, network in enumerate(self.networks):
+            count = counts[element]
+            if count > 0:
+                total = total + network(aev[start : start + count]).sum(1)
+            start += count
+        return total
+
     def member(self, index: int) -> "AtomicNetworks":
         """A new one-model :class:`AtomicNetworks` holding a copy of member ``index``."""
         if not 0 <= index < self.num_models:

@@ -17,7 +17,7 @@ Periodicity has two modes:
 """
 
 import copy
-from typing import Final, Optional, Sequence
+from typing import Final, List, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -65,7 +65,6 @@ class ANIForceModule(torch.nn.Module):
 
     periodic: Final[bool]
     make_whole: Final[bool]
-    subset: Final[bool]
     num_models: Final[int]
     length_scale: Final[float]
     energy_scale: Final[float]
@@ -94,9 +93,15 @@ class ANIForceModule(torch.nn.Module):
         self.model = copy.deepcopy(model)
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
-        self.register_buffer("species", model.species(numbers))
-        self.subset = atoms is not None
-        self.register_buffer("atoms", torch.tensor(list(atoms) if atoms is not None else [], dtype=torch.long))
+        # Atoms are evaluated sorted by element, so that each element's network sees a
+        # contiguous block and the self energies are one constant.
+        species = model.species(numbers)[0]
+        order = torch.argsort(species, stable=True)
+        indices = torch.tensor(list(atoms), dtype=torch.long) if atoms is not None else torch.arange(species.shape[0])
+        self.register_buffer("species", species[order].unsqueeze(0))
+        self.register_buffer("atoms", indices[order])
+        self.counts: List[int] = torch.bincount(species, minlength=len(model.elements)).tolist()
+        self.register_buffer("self_energy", self.model.self_energies(species).to(torch.float64))
         self.periodic = bool(periodic)
         self.make_whole = bool(make_whole)
         self.num_models = model.num_models
@@ -111,7 +116,7 @@ class ANIForceModule(torch.nn.Module):
     @torch.jit.export
     def member_energies(self, positions: Tensor, boxvectors: Optional[Tensor] = None) -> Tensor:
         """Energy of each ensemble member, ``[M]`` kJ/mol."""
-        x = positions.index_select(0, self.atoms) if self.subset else positions
+        x = positions.index_select(0, self.atoms)
         x = x.to(self.probe.dtype) * self.length_scale
         cell: Optional[Tensor] = None
         if self.periodic or self.make_whole:
@@ -122,5 +127,6 @@ class ANIForceModule(torch.nn.Module):
                 cell = box
             else:
                 x = x[0:1] + minimum_image(x - x[0:1], box)
-        energies = self.model.species_member_energies(self.species, x.unsqueeze(0), cell)
-        return energies[:, 0] * self.energy_scale
+        aev = self.model.aev(self.species, x.unsqueeze(0), cell)[0]
+        energies = self.model.networks.sorted_energies(aev, self.counts) + self.self_energy.to(aev.dtype)
+        return energies * self.energy_scale
