@@ -152,6 +152,25 @@ class AEVComputer(torch.nn.Module):
         self.register_buffer("sin_shf_z", torch.sin(shf_z.view(self.num_zeta, self.num_shf_z)[0]))
         self.register_buffer("pair_table", _pair_table(self.num_species))
 
+    def columns_for(self, present: Sequence[int]) -> Tensor:
+        """Indices of the AEV features that can be non-zero when only elements ``present`` occur.
+
+        Radial blocks of absent neighbour elements and angular blocks of element pairs that
+        involve an absent element are identically zero.
+        """
+        keep = set(int(s) for s in present)
+        columns: List[int] = []
+        for s in range(self.num_species):
+            if s in keep:
+                columns.extend(range(s * self.radial_sublength, (s + 1) * self.radial_sublength))
+        offset = self.num_species * self.radial_sublength
+        for a in range(self.num_species):
+            for b in range(a, self.num_species):
+                if a in keep and b in keep:
+                    start = offset + int(self.pair_table[a, b]) * self.angular_sublength
+                    columns.extend(range(start, start + self.angular_sublength))
+        return torch.tensor(columns, dtype=torch.long)
+
     def forward(self, species: Tensor, coordinates: Tensor, cell: Optional[Tensor] = None) -> Tensor:
         """AEVs of a padded batch.
 

@@ -70,6 +70,20 @@ class StackedLinear(torch.nn.Module):
             self.weight = torch.nn.Parameter(weight.clone())
             self.bias = torch.nn.Parameter(bias.unsqueeze(1).clone())
 
+    def restrict_inputs(self, columns: Tensor) -> None:
+        """Keep only the input features ``columns`` of a first layer (in place).
+
+        Exact when the dropped features are always zero, as the AEV blocks of elements absent
+        from a fixed set of atoms are.
+        """
+        if not self.shared_input:
+            raise ValueError("only a first (shared-input) layer can drop input features")
+        with torch.no_grad():
+            self.weight = torch.nn.Parameter(
+                self.weight.index_select(0, columns).contiguous(), requires_grad=self.weight.requires_grad
+            )
+        self.in_features = int(columns.shape[0])
+
     def stacked_weight(self) -> Tensor:
         """Weights as ``[M, in, out]`` whatever the storage layout."""
         if self.shared_input:

@@ -66,6 +66,7 @@ class ANIForceModule(torch.nn.Module):
     periodic: Final[bool]
     make_whole: Final[bool]
     num_models: Final[int]
+    restricted: Final[bool]
     length_scale: Final[float]
     energy_scale: Final[float]
 
@@ -102,6 +103,15 @@ class ANIForceModule(torch.nn.Module):
         self.register_buffer("atoms", indices[order])
         self.counts: List[int] = torch.bincount(species, minlength=len(model.elements)).tolist()
         self.register_buffer("self_energy", self.model.self_energies(species).to(torch.float64))
+        # AEV blocks of elements absent from the ML atoms are identically zero: drop those
+        # features and the matching first-layer weights (a hydrocarbon keeps 128 of 384).
+        present = [e for e, n in enumerate(self.counts) if n > 0]
+        columns = self.model.aev.columns_for(present)
+        self.restricted = columns.shape[0] < self.model.aev.length
+        self.register_buffer("columns", columns)
+        if self.restricted:
+            for network in self.model.networks.networks:
+                network.layers[0].restrict_inputs(columns)
         self.periodic = bool(periodic)
         self.make_whole = bool(make_whole)
         self.num_models = model.num_models
@@ -128,5 +138,7 @@ class ANIForceModule(torch.nn.Module):
             else:
                 x = x[0:1] + minimum_image(x - x[0:1], box)
         aev = self.model.aev(self.species, x.unsqueeze(0), cell)[0]
+        if self.restricted:
+            aev = aev.index_select(1, self.columns)
         energies = self.model.networks.sorted_energies(aev, self.counts) + self.self_energy.to(aev.dtype)
         return energies * self.energy_scale
