@@ -281,3 +281,18 @@ def test_ensemble_std_equals_sample_std_of_members(data):
     with torch.no_grad():
         m1, s1 = single.energies_and_std(z, x)
     assert abs(float(m1) - singles[2]) < 1e-9 and float(s1) == 0.0
+
+
+@pytest.mark.parametrize("name", ["water_box", "water_triclinic"])
+def test_periodic_cell_list_energy_equals_all_pairs_energy(data, model, name):
+    """Periodic 255-atom boxes: forcing the cell-list path gives the default (all-pairs minimum image) E and F."""
+    z, x, cell = structure(data, name)
+    e_default, f_default = energy_forces(model, z, x, cell)
+    saved = model.aev.all_pairs_max_atoms
+    try:
+        model.aev.all_pairs_max_atoms = 0
+        e_cells, f_cells = energy_forces(model, z, x, cell)
+    finally:
+        model.aev.all_pairs_max_atoms = saved
+    assert abs(e_cells - e_default) < 1e-8
+    torch.testing.assert_close(f_cells, f_default, rtol=0, atol=1e-9)

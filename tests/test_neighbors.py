@@ -87,10 +87,15 @@ def cases():
 CASES = cases()
 
 
+#: neighbor_pairs' size threshold selecting each search: 0 -> cell list, huge -> all pairs (minimum image).
+PATHS = {"cell_list": 0, "all_pairs": 10 ** 6}
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
 @pytest.mark.parametrize("unwrap", [False, True], ids=["wrapped", "unwrapped"])
 @pytest.mark.parametrize("label,positions,cell,cutoff", CASES, ids=[c[0] for c in CASES])
-def test_cell_list_equals_brute_force_minimum_image(label, positions, cell, cutoff, unwrap):
-    """cell_list_pairs finds exactly the brute-force minimum-image pairs and vectors."""
+def test_periodic_pairs_equal_brute_force_minimum_image(label, positions, cell, cutoff, unwrap, path):
+    """Both periodic searches (cell list, all pairs) find exactly the brute-force minimum-image pairs and vectors."""
     assert (neighbors.box_widths(torch.tensor(cell)) >= 2 * cutoff).all()
     x = positions.copy()
     if unwrap:
@@ -98,8 +103,8 @@ def test_cell_list_equals_brute_force_minimum_image(label, positions, cell, cuto
         x = x + rng.integers(-3, 4, size=x.shape).astype(np.float64) @ cell + np.array([0.3, -40.0, 17.0])
     expected = brute_force_pairs(x, cell, cutoff)
     assert len(expected) > 500
-    real = torch.ones(len(x), dtype=torch.bool)
-    found = as_pairs(*neighbors.cell_list_pairs(torch.tensor(x), real, torch.tensor(cell), cutoff))
+    species = torch.zeros(1, len(x), dtype=torch.long)
+    found = as_pairs(*neighbors.neighbor_pairs(species, torch.tensor(x)[None], cutoff, torch.tensor(cell), PATHS[path]))
     assert_same_pairs(found, expected)
 
 
@@ -109,23 +114,27 @@ def test_periodic_images_are_used():
     assert len(brute_force_pairs(positions, cell, 5.2)) > len(brute_force_pairs(positions, None, 5.2)) + 100
 
 
-def test_padding_atoms_are_excluded():
-    """Atoms marked not real (padding) appear in no pair; the others keep their pairs."""
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_padding_atoms_are_excluded(path):
+    """Atoms marked as padding (species -1) appear in no pair; the others keep their pairs."""
     positions, cell = water("water_triclinic")
     real = np.ones(len(positions), dtype=bool)
     real[::7] = False
     expected = {k: v for k, v in brute_force_pairs(positions, cell, 5.2).items() if real[k[0]] and real[k[1]]}
-    found = as_pairs(*neighbors.cell_list_pairs(torch.tensor(positions), torch.tensor(real), torch.tensor(cell), 5.2))
+    species = torch.tensor(np.where(real, 0, -1))[None]
+    found = as_pairs(*neighbors.neighbor_pairs(species, torch.tensor(positions)[None], 5.2, torch.tensor(cell),
+                                               PATHS[path]))
     assert_same_pairs(found, expected)
 
 
-def test_neighbor_pairs_batched_periodic_indices():
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_neighbor_pairs_batched_periodic_indices(path):
     """neighbor_pairs on a batch of two periodic frames returns flat indices b*N + n with the right pairs."""
     positions, cell = water("water_box")
     shifted = positions + np.array([2.0, 0.0, -1.0])
     species = torch.zeros(2, len(positions), dtype=torch.long)
     x = torch.tensor(np.stack([positions, shifted]))
-    first, second, vectors = neighbors.neighbor_pairs(species, x, 5.2, torch.tensor(cell))
+    first, second, vectors = neighbors.neighbor_pairs(species, x, 5.2, torch.tensor(cell), PATHS[path])
     n = len(positions)
     frame = first // n
     assert torch.equal(frame, second // n)
