@@ -141,6 +141,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.energy_module: torch.nn.Module = EnergyModule(self.model)
         if distributed is not None:
+            _own_buffer_memory(self.model)
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.energy_module = torch.nn.parallel.DistributedDataParallel(self.energy_module, device_ids=device_ids)
         self.optimizers = build_optimizers(self.model, config.optimizer)
@@ -286,6 +287,14 @@ class Trainer:
                         record.valid_rmse, record.lr, " (best)" if improved else "")
         for callback in self.callbacks:
             callback(self, record)
+
+
+def _own_buffer_memory(model: torch.nn.Module) -> None:
+    """Give every buffer its own memory (some AEV constants are stride-0 views, which DDP cannot broadcast)."""
+    for module in model.modules():
+        for name, buffer in list(module._buffers.items()):
+            if buffer is not None:
+                module._buffers[name] = buffer.clone(memory_format=torch.contiguous_format)
 
 
 def copy_model(model: ANIModel) -> ANIModel:
