@@ -5,7 +5,8 @@ Levels of theory (the keys follow the ANI-1x/ANI-1ccx release names):
 * ``wb97x_dz``: ωB97X (Chai & Head-Gordon 2008; libxc ``HYB_GGA_XC_WB97X``, PySCF
   ``xc="wb97x"`` -- not ωB97X-D or ωB97X-V) with the 6-31G* basis using Cartesian
   d functions (6d, as Gaussian's 6-31G* that ANI-1x used); PySCF grid level 3;
-  SCF converged to 1e-10 Ha. Energies in Ha, forces ``-dE/dx`` in Ha/Å.
+  SCF converged to 1e-10 Ha; gradients include the grid-weight response. Energies in Ha,
+  forces ``-dE/dx`` in Ha/Å.
 * ``ccsd(t)_dz``: RHF + CCSD(T) with cc-pVDZ (spherical), frozen core (1s of Li-Ne).
 * ``ccsd(t)_tz``: the same with cc-pVTZ.
 * ``ccsd(t)_cbs``: two-point DZ/TZ extrapolation: HF at cc-pVTZ (not extrapolated) plus the
@@ -59,6 +60,9 @@ class DFTSettings:
     grid_level: int = 3
     conv_tol: float = 1e-10
     max_cycle: int = 100
+    #: include the derivative of the integration grid weights, so that forces are the exact
+    #: derivative of the (grid-integrated) energy (otherwise errors of ~1e-4 Ha/bohr)
+    grid_response: bool = True
 
 
 @dataclass(frozen=True)
@@ -176,7 +180,9 @@ def dft_energy_forces(
     energy = mf.kernel(dm0=dm0 if dm0 is not None and dm0.shape == (mol.nao, mol.nao) else None)
     if not mf.converged:
         raise RuntimeError(f"ωB97X SCF did not converge ({settings.max_cycle} cycles)")
-    gradient = mf.nuc_grad_method().kernel()  # Ha/bohr
+    grad = mf.nuc_grad_method()
+    grad.grid_response = settings.grid_response
+    gradient = grad.kernel()  # Ha/bohr
     forces = -np.asarray(gradient, dtype=np.float64) / BOHR_TO_ANGSTROM
     return float(energy), forces, mf.make_rdm1()
 
