@@ -139,7 +139,8 @@ def test_write_read_round_trip_and_streaming_chunks(tmp_path):
         np.testing.assert_array_equal(full.coordinates[sel][:, :n], m["coordinates"])
         np.testing.assert_array_equal(full.forces[sel][:, :n], m["wb97x_dz.forces"])
         np.testing.assert_array_equal(full.energies[sel], m["wb97x_dz.energy"])
-        np.testing.assert_array_equal(full.atomic_numbers[sel][:, :n], np.broadcast_to(m["atomic_numbers"], (sel.sum(), n)))
+        expected_z = np.broadcast_to(m["atomic_numbers"], (sel.sum(), n))
+        np.testing.assert_array_equal(full.atomic_numbers[sel][:, :n], expected_z)
     for chunk_size in (1, 4, 10, 1000):
         chunks = list(iter_h5(path, "wb97x_dz.energy", "wb97x_dz.forces", chunk_size=chunk_size))
         assert all(len(c) <= chunk_size for c in chunks)

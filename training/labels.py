@@ -342,9 +342,10 @@ def generate(
 ) -> Dict[str, Any]:
     """Label conformations, checkpointing (atomically) after every conformation; resumes.
 
-    Work is done in rounds: round ``k`` labels conformation ``k`` of every molecule
-    (DFT, then CCSD(T)/cc-pVDZ if ``k < n_cc``, then cc-pVTZ and the CBS estimate if
-    ``k < n_cbs``), so a run stopped at any checkpoint has a balanced, valid data set.
+    Work is done in rounds: round ``k`` labels conformation ``k`` of every molecule with
+    DFT and brings the CCSD(T)/cc-pVDZ (first ``n_cc``) and cc-pVTZ/CBS (first ``n_cbs``)
+    labels up to the same fraction of their plan, so a run stopped at any checkpoint has a
+    balanced, valid data set with the planned proportions.
     Labels already present (finite) in ``out_path`` are not recomputed.
 
     Parameters
@@ -455,25 +456,35 @@ def generate(
                 arrays[f"{DFT_KEY}.energy"][k] = e
                 arrays[f"{DFT_KEY}.forces"][k] = f
                 done_any = True
-            if k < job.n_cc and not np.isfinite(arrays[f"{CC_DZ_KEY}.energy"][k]):
+            n_conf = job.coordinates.shape[0]
+            # CC work keeps pace with the DFT rounds: after DFT conformation k, the first
+            # ceil((k + 1) * n_cc / n_conf) conformations have CC labels, so a run stopped
+            # at any checkpoint keeps the planned proportions between the sets
+            cc_upto = min(job.n_cc, -(-(k + 1) * job.n_cc // n_conf))
+            cbs_upto = min(job.n_cbs, -(-(k + 1) * job.n_cbs // n_conf))
+            for j in range(cc_upto):
+                if np.isfinite(arrays[f"{CC_DZ_KEY}.energy"][j]):
+                    continue
                 t0 = time.time()
-                r, dm = ccsd_t_energy(z, x, ccs.basis_dz, ccs, densities.get((job.name, "dz")))
+                r, dm = ccsd_t_energy(z, job.coordinates[j], ccs.basis_dz, ccs, densities.get((job.name, "dz")))
                 timed(f"{CC_DZ_KEY} ({job.name})", time.time() - t0)
                 timed(CC_DZ_KEY, time.time() - t0)
                 densities[(job.name, "dz")] = dm
-                arrays[f"{HF_DZ_KEY}.energy"][k] = r.hf
-                arrays[f"{CC_DZ_KEY}.energy"][k] = r.total
+                arrays[f"{HF_DZ_KEY}.energy"][j] = r.hf
+                arrays[f"{CC_DZ_KEY}.energy"][j] = r.total
                 done_any = True
-            if k < job.n_cbs and not np.isfinite(arrays[f"{CBS_KEY}.energy"][k]):
+            for j in range(cbs_upto):
+                if np.isfinite(arrays[f"{CBS_KEY}.energy"][j]):
+                    continue
                 t0 = time.time()
-                r, dm = ccsd_t_energy(z, x, ccs.basis_tz, ccs, densities.get((job.name, "tz")))
+                r, dm = ccsd_t_energy(z, job.coordinates[j], ccs.basis_tz, ccs, densities.get((job.name, "tz")))
                 timed(f"{CC_TZ_KEY} ({job.name})", time.time() - t0)
                 timed(CC_TZ_KEY, time.time() - t0)
                 densities[(job.name, "tz")] = dm
-                corr_dz = arrays[f"{CC_DZ_KEY}.energy"][k] - arrays[f"{HF_DZ_KEY}.energy"][k]
-                arrays[f"{HF_TZ_KEY}.energy"][k] = r.hf
-                arrays[f"{CC_TZ_KEY}.energy"][k] = r.total
-                arrays[f"{CBS_KEY}.energy"][k] = cbs_two_point(r.hf, corr_dz, r.correlation)
+                corr_dz = arrays[f"{CC_DZ_KEY}.energy"][j] - arrays[f"{HF_DZ_KEY}.energy"][j]
+                arrays[f"{HF_TZ_KEY}.energy"][j] = r.hf
+                arrays[f"{CC_TZ_KEY}.energy"][j] = r.total
+                arrays[f"{CBS_KEY}.energy"][j] = cbs_two_point(r.hf, corr_dz, r.correlation)
                 done_any = True
             if done_any:
                 finish_meta(False)
@@ -599,7 +610,9 @@ def run_labels(args: argparse.Namespace) -> int:
     from .sampling import sample_md
 
     deadline = None if args.hours is None else time.time() + 3600.0 * args.hours
-    sampling = {"method": "BAOAB Langevin MD (0.5 fs, friction 0.01/fs, 200 steps equilibration, snapshot every 40 steps) on the ANI-1x ensemble (float64), trajectories at the given temperatures interleaved",
+    sampling = {"method": "BAOAB Langevin MD (0.5 fs, friction 0.01/fs, 200 steps equilibration, snapshot every "
+                          "40 steps) on the ANI-1x ensemble (float64), trajectories at the given temperatures "
+                          "interleaved",
                 "temperatures_K": list(args.temperatures), "seed": args.seed}
     if args.inputs:
         jobs = []

@@ -234,7 +234,7 @@ def intact(coords: np.ndarray, reference: np.ndarray, pairs: np.ndarray, stretch
 
 
 def _md_constants() -> Tuple[float, float, float]:
-    """Boltzmann constant (kJ/mol/K), acceleration of 1 kJ/mol/Å on 1 Da in Å/fs², velocity of sqrt(kJ/mol/Da) in Å/fs."""
+    """Boltzmann constant (kJ/mol/K), Å/fs² per kJ/mol/Å/Da, and Å/fs per sqrt(kJ/mol/Da)."""
     from openmm import unit
 
     kb = unit.MOLAR_GAS_CONSTANT_R.value_in_unit(unit.kilojoule_per_mole / unit.kelvin)
