@@ -83,6 +83,7 @@ class DisagreementEvaluator:
         self.module = ANIForceModule(model, atomic_numbers, atoms=atoms, periodic=periodic, make_whole=make_whole)
         self.dtype = next(model.parameters()).dtype
         self.needs_box = periodic or make_whole
+        self.atoms: Optional[torch.Tensor] = None if atoms is None else torch.tensor(list(atoms), dtype=torch.long)
 
     def __call__(self, positions: Any, box_vectors: Any = None, forces: bool = True) -> Disagreement:
         """Statistics for one configuration.
@@ -127,8 +128,8 @@ class DisagreementEvaluator:
             )
             deviation = member_forces - member_forces.mean(0, keepdim=True)
             per_atom = deviation.pow(2).sum(-1).mean(0).sqrt()
-            if self.module.subset:
-                per_atom = per_atom.index_select(0, self.module.atoms)
+            if self.atoms is not None:
+                per_atom = per_atom.index_select(0, self.atoms)
             spread = float(per_atom.max())
         return Disagreement(float(members.detach().mean()), std, spread)
 
