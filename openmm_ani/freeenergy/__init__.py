@@ -1,0 +1,1 @@
+"""MM -> ML/MM free-energy corrections (see docs/free_energy.md)."""
