@@ -150,3 +150,37 @@ def test_cuda_training_runs_and_matches_cpu_start() -> None:
     history = gpu.fit()
     assert history[-1].train_loss < history[0].train_loss / 10
     assert math.isfinite(history[-1].valid_rmse)
+
+
+def test_loss_matches_hand_computation() -> None:
+    """batch_loss = mean((E - E_ref)^2 / sqrt(n)) + 0.1 mean(|F - F_ref|^2 / n), with E from the public model
+    call molecule by molecule and F from central finite differences of it."""
+    from openmm_ani.training.losses import EnergyModule, batch_loss
+
+    data = synthetic_dataset(1, seed=9)
+    model = build_random_model(tiny_config(), seed=2, self_energies=SAE, dtype=torch.float64)
+    batch = data.make_batch(np.arange(len(data)), dtype=torch.float64)
+    terms, error = batch_loss(EnergyModule(model), model, batch.atomic_numbers, batch.coordinates, batch.energies,
+                              batch.num_atoms, batch.forces, force_coefficient=0.1)
+    energy_terms, force_terms, errors = [], [], []
+    h = 1e-5
+    for i, n in enumerate(data.num_atoms()):
+        z = torch.tensor(data.atomic_numbers[i, :n][None])
+        x = torch.tensor(data.coordinates[i, :n][None])
+        with torch.no_grad():
+            e = float(model(z, x))
+            forces = np.zeros((n, 3))
+            for a in range(n):
+                for c in range(3):
+                    plus, minus = x.clone(), x.clone()
+                    plus[0, a, c] += h
+                    minus[0, a, c] -= h
+                    forces[a, c] = -(float(model(z, plus)) - float(model(z, minus))) / (2 * h)
+        errors.append(e - data.energies[i])
+        energy_terms.append((e - data.energies[i]) ** 2 / np.sqrt(n))
+        force_terms.append(np.sum((forces - data.forces[i, :n]) ** 2) / n)
+    # the batch is sorted by size: compare errors as sets
+    assert sorted(error.tolist()) == pytest.approx(sorted(errors), abs=1e-9)
+    assert float(terms.energy) == pytest.approx(np.mean(energy_terms), rel=1e-8)
+    assert float(terms.force) == pytest.approx(np.mean(force_terms), rel=1e-6)
+    assert float(terms.total.detach()) == pytest.approx(np.mean(energy_terms) + 0.1 * np.mean(force_terms), rel=1e-6)
