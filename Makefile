@@ -1,0 +1,35 @@
+# openmm-ani: the two Quickstart commands.
+#   make demo  - create .venv, install openmm-ani from PyPI dependencies, run the T4 lysozyme/p-xylene MD demo
+#   make test  - create/update .venv, install test extras and the TorchANI reference, run the test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+VPY    := $(VENV)/bin/python
+PIP    := $(VPY) -m pip
+
+.PHONY: demo test venv install install-test clean
+
+$(VPY):
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, found {sys.version.split()[0]} at {sys.executable}"'
+	$(PYTHON) -m venv $(VENV)
+
+venv: $(VPY)
+
+install: venv
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e .
+
+install-test: venv
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e ".[test,training]"
+	$(VPY) scripts/setup_test_reference.py
+
+demo: install
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(VPY) examples/t4_lysozyme_md.py
+
+# pytest's exit status 5 (no tests collected) is a failure too
+test: install-test
+	OMP_NUM_THREADS=1 $(VPY) -m pytest -q; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
+
+clean:
+	rm -rf out build dist *.egg-info
