@@ -279,3 +279,22 @@ def test_seven_element_neurochem_folder_matches_torchani(tmp_path):
         ours = model.member_energies(torch.tensor(ANI2X_Z)[None], x[None])[:, 0].numpy()
     np.testing.assert_allclose(ours, [torchani_ef(m)[0] for m in members], rtol=0, atol=E_TOL_64)
     assert abs(ours[0] - ours[1]) > 1e-3  # distinct members: a member mix-up would be seen
+
+
+@pytest.mark.parametrize("structure", ["alanine_dipeptide", "water_triclinic"])
+def test_live_aev_equals_torchani_aev(reference, structure):
+    """The AEVs themselves (layout and values, 384 per atom) equal TorchANI's AEVComputer, open and periodic."""
+    torchani = _torchani()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ta = torchani.models.ANI1ccx(periodic_table_index=True).double()
+    model = get_model("ani1ccx", None, torch.float64)
+    z, x, cell = inputs(reference, structure, torch.float64)
+    species = model.species(z)
+    kwargs = {} if cell is None else {"cell": cell, "pbc": torch.tensor([True, True, True])}
+    with torch.no_grad():
+        ta_species, ta_aev = ta.aev_computer((ta.species_converter((z, x)).species, x), **kwargs)
+        ours = model.aev(species, x, cell)
+    assert torch.equal(ta_species, species)
+    assert ours.shape == ta_aev.shape == (1, z.shape[1], 384)
+    torch.testing.assert_close(ours, ta_aev, rtol=0, atol=1e-12)
