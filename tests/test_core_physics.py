@@ -212,8 +212,8 @@ def test_padded_batch_equals_separate_calls(data, model, pad_value):
     (grad,) = torch.autograd.grad(energies.sum(), x)
     ea, fa = energy_forces(model, za, xa)
     eb, fb = energy_forces(model, zb, xb)
-    assert abs(float(energies[0]) - ea) < 1e-9
-    assert abs(float(energies[1]) - eb) < 1e-9
+    assert abs(float(energies[0].detach()) - ea) < 1e-9
+    assert abs(float(energies[1].detach()) - eb) < 1e-9
     torch.testing.assert_close(-grad[0, : za.shape[1]], fa[0], rtol=0, atol=1e-9)
     torch.testing.assert_close(-grad[1], fb[0], rtol=0, atol=1e-9)
     assert torch.equal(grad[0, za.shape[1]:], torch.zeros(pad, 3, dtype=torch.float64))
