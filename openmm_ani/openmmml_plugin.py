@@ -22,20 +22,16 @@ Keyword arguments understood by ``MLPotential(...)``: ``modelIndex`` (one ensemb
 ``precision`` (``"single"``, default, or ``"double"``) and ``modelPath`` (for ``openmm-ani``).
 ``createSystem``/``createMixedSystem`` accept the same ``modelIndex``/``precision`` keywords,
 overriding the constructor's.
+
+The classes implement openmm-ml's ``MLPotentialImplFactory``/``MLPotentialImpl`` interface by
+duck typing rather than subclassing: openmm-ml imports this module while ``openmmml`` itself
+is still being imported (entry points are loaded at the end of ``openmmml.mlpotential``), so
+importing openmm-ml from here would be circular.
 """
 
 from typing import Any, Dict, Iterable, List, Optional
 
 from .potential import ANIPotential, topology_atomic_numbers
-
-try:  # subclass openmm-ml's interfaces when openmm-ml is installed (it is what loads this module)
-    from openmmml.mlpotential import MLPotentialImpl as _ImplBase
-    from openmmml.mlpotential import MLPotentialImplFactory as _FactoryBase
-except ModuleNotFoundError as error:
-    if error.name != "openmmml":
-        raise
-    _ImplBase = object  # type: ignore[assignment,misc]
-    _FactoryBase = object  # type: ignore[assignment,misc]
 
 #: openmm-ml names registered by this package, and the bundled model of each (None: ``modelPath``).
 REGISTERED_NAMES: Dict[str, Optional[str]] = {
@@ -45,7 +41,7 @@ REGISTERED_NAMES: Dict[str, Optional[str]] = {
 }
 
 
-class OpenMMANIPotentialImpl(_ImplBase):  # type: ignore[misc,valid-type]
+class OpenMMANIPotentialImpl:
     """openmm-ml ``MLPotentialImpl`` backed by :class:`openmm_ani.ANIPotential`.
 
     Parameters
@@ -106,7 +102,7 @@ class OpenMMANIPotentialImpl(_ImplBase):  # type: ignore[misc,valid-type]
         return False
 
 
-class OpenMMANIPotentialImplFactory(_FactoryBase):  # type: ignore[misc,valid-type]
+class OpenMMANIPotentialImplFactory:
     """openmm-ml ``MLPotentialImplFactory`` for the names in :data:`REGISTERED_NAMES`."""
 
     def createImpl(self, name: str, **args: Any) -> OpenMMANIPotentialImpl:
