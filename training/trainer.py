@@ -143,7 +143,9 @@ class Trainer:
         if distributed is not None:
             _own_buffer_memory(self.model)
             device_ids = [self.device.index] if self.device.type == "cuda" else None
-            self.energy_module = torch.nn.parallel.DistributedDataParallel(self.energy_module, device_ids=device_ids)
+            # A rank's shard may lack an element, leaving that element's network without gradient there.
+            self.energy_module = torch.nn.parallel.DistributedDataParallel(
+                self.energy_module, device_ids=device_ids, find_unused_parameters=True)
         self.optimizers = build_optimizers(self.model, config.optimizer)
         self.schedule = Schedule(self.optimizers, config.optimizer)
         self.history: List[EpochRecord] = []
