@@ -1,0 +1,162 @@
+"""``openmm-ani fe-correct``: the MM -> ML/MM binding free-energy correction of one ligand.
+
+Module-level imports are kept light (argparse only): :func:`register` is called every time
+``openmm-ani`` builds its parser.
+"""
+
+import argparse
+import os
+import sys
+from typing import Any, List, Optional, Sequence
+
+IMPLICIT_SOLVENTS = ("none", "HCT", "OBC1", "OBC2", "GBn", "GBn2")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``fe-correct`` subcommand to ``openmm-ani``'s subparsers."""
+    p = subparsers.add_parser(
+        "fe-correct",
+        help="MM -> ML/MM (ANI) binding free-energy correction of one ligand",
+        description=(
+            "Computes dG(MM -> ML/MM) of the ligand in the complex and in solvent (replica exchange + MBAR "
+            "and/or nonequilibrium switching + BAR) and the correction ddG = dG_complex - dG_solvent "
+            "(kcal/mol), added to --mm-binding when given. One ligand per call; everything goes to --output. "
+            "Run under mpirun to spread the replicas over MPI ranks."
+        ),
+    )
+    for leg in ("complex", "solvent"):
+        g = p.add_argument_group(f"{leg} input (prmtop + coordinates, or PDB + --forcefield)")
+        g.add_argument(f"--{leg}-prmtop", help=f"AMBER prmtop of the {leg}")
+        g.add_argument(f"--{leg}-coords", help=f"coordinates of the {leg} (inpcrd/rst7/crd with --{leg}-prmtop)")
+        g.add_argument(f"--{leg}-pdb", help=f"PDB of the {leg} (with --forcefield)")
+        g.add_argument(f"--{leg}-ligand-atoms", help="comma-separated 0-based ligand atom indices (instead of --ligand-resname)")
+    p.add_argument("--forcefield", nargs="+", help="OpenMM force-field XML files for PDB inputs")
+    p.add_argument("--ligand-resname", help="residue name of the ligand (both legs)")
+    p.add_argument("--implicit-solvent", choices=IMPLICIT_SOLVENTS, default="none", help="GB model for non-periodic prmtop inputs")
+    p.add_argument("--output", required=True, help="output directory (resumes what it already holds)")
+    p.add_argument("--mm-binding", type=float, help="MM binding free energy to correct, kcal/mol")
+    p.add_argument("--model", default="ani1ccx", help="ANI model name or file (default ani1ccx)")
+    p.add_argument("--precision", choices=("single", "double"), default="single")
+    p.add_argument("--platform", help="OpenMM platform (default: fastest available)")
+    p.add_argument("--n-states", type=int, default=11, help="lambda windows (default 11)")
+    p.add_argument("--n-iterations", type=int, default=1000, help="replica-exchange iterations (0: skip; default 1000)")
+    p.add_argument("--steps-per-iteration", type=int, default=500, help="MD steps per iteration (default 500)")
+    p.add_argument("--n-switches", type=int, default=100, help="switches per direction (0: skip; default 100)")
+    p.add_argument("--switching-steps", type=int, default=5000, help="steps per switch (default 5000)")
+    p.add_argument("--equilibration-steps", type=int, default=5000, help="end-state MD before switching (default 5000)")
+    p.add_argument("--steps-between-switches", type=int, default=1000, help="end-state MD between switch starts (default 1000)")
+    p.add_argument("--timestep", type=float, default=1.0, help="time step, fs (default 1)")
+    p.add_argument("--temperature", type=float, default=298.15, help="K (default 298.15)")
+    p.add_argument("--pressure", type=float, help="atm, periodic inputs only (default: NVT)")
+    p.add_argument("--minimize-iterations", type=int, default=500, help="MM minimiser iterations first (0: to convergence)")
+    p.add_argument("--no-minimize", action="store_true", help="start from the input coordinates as they are")
+    p.add_argument("--seed", type=int, default=2024)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def _parse_atoms(text: str, option: str) -> List[int]:
+    try:
+        return [int(v) for v in text.replace(" ", "").split(",") if v != ""]
+    except ValueError:
+        raise ValueError(f"{option} must be comma-separated integers, got {text!r}") from None
+
+
+def _require(path: Optional[str], option: str) -> str:
+    if path is None:
+        raise ValueError(f"{option} is required")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{option}: file not found: {path}")
+    return path
+
+
+def load_leg(args: argparse.Namespace, leg: str) -> Any:
+    """Build the :class:`~openmm_ani.freeenergy.workflow.LegInput` of ``leg`` from the arguments."""
+    from openmm import app, unit
+
+    from .workflow import LegInput
+
+    prmtop_path = getattr(args, f"{leg}_prmtop")
+    pdb_path = getattr(args, f"{leg}_pdb")
+    if (prmtop_path is None) == (pdb_path is None):
+        raise ValueError(f"give either --{leg}-prmtop with --{leg}-coords, or --{leg}-pdb with --forcefield")
+    if prmtop_path is not None:
+        prmtop = app.AmberPrmtopFile(_require(prmtop_path, f"--{leg}-prmtop"))
+        coords = app.AmberInpcrdFile(_require(getattr(args, f"{leg}_coords"), f"--{leg}-coords"))
+        topology, positions = prmtop.topology, coords.getPositions(asNumpy=True)
+        box = coords.boxVectors
+        if topology.getNumAtoms() != len(positions):
+            raise ValueError(f"--{leg}-prmtop has {topology.getNumAtoms()} atoms but --{leg}-coords has {len(positions)}")
+        if box is not None:
+            topology.setPeriodicBoxVectors(box)
+            system = prmtop.createSystem(nonbondedMethod=app.PME, nonbondedCutoff=1.0 * unit.nanometer, constraints=app.HBonds)
+        else:
+            solvent = None if args.implicit_solvent == "none" else getattr(app, args.implicit_solvent)
+            system = prmtop.createSystem(nonbondedMethod=app.NoCutoff, constraints=app.HBonds, implicitSolvent=solvent)
+    else:
+        if not args.forcefield:
+            raise ValueError(f"--{leg}-pdb needs --forcefield XML files")
+        pdb = app.PDBFile(_require(pdb_path, f"--{leg}-pdb"))
+        topology, positions, box = pdb.topology, pdb.getPositions(asNumpy=True), pdb.topology.getPeriodicBoxVectors()
+        forcefield = app.ForceField(*args.forcefield)
+        method = app.PME if box is not None else app.NoCutoff
+        system = forcefield.createSystem(topology, nonbondedMethod=method, constraints=app.HBonds)
+    atoms_text = getattr(args, f"{leg}_ligand_atoms")
+    if atoms_text is not None:
+        ml_atoms = _parse_atoms(atoms_text, f"--{leg}-ligand-atoms")
+    elif args.ligand_resname is not None:
+        ml_atoms = [a.index for a in topology.atoms() if a.residue.name == args.ligand_resname]
+        if not ml_atoms:
+            names = sorted({r.name for r in topology.residues()})
+            raise ValueError(f"no residue named {args.ligand_resname!r} in the {leg} (residue names: {', '.join(names[:20])})")
+    else:
+        raise ValueError(f"give --ligand-resname or --{leg}-ligand-atoms")
+    return LegInput(name=leg, topology=topology, system=system, positions=positions, ml_atoms=ml_atoms, box_vectors=box)
+
+
+def settings_from_args(args: argparse.Namespace) -> Any:
+    """:class:`~openmm_ani.freeenergy.settings.ProtocolSettings` from the arguments (validated)."""
+    from .settings import ProtocolSettings
+
+    settings = ProtocolSettings(
+        n_states=args.n_states,
+        n_iterations=args.n_iterations,
+        steps_per_iteration=args.steps_per_iteration,
+        timestep_fs=args.timestep,
+        temperature_k=args.temperature,
+        pressure_atm=args.pressure,
+        n_switches=args.n_switches,
+        switching_steps=args.switching_steps,
+        equilibration_steps=args.equilibration_steps,
+        steps_between_switches=args.steps_between_switches,
+        model=args.model,
+        precision=args.precision,
+        platform=args.platform,
+        seed=args.seed,
+        minimize=not args.no_minimize,
+        minimize_iterations=args.minimize_iterations,
+    )
+    settings.validate()
+    return settings
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``fe-correct``; returns the exit status (errors raise ValueError/OSError for one-line reports)."""
+    settings = settings_from_args(args)
+    complex_leg = load_leg(args, "complex")
+    solvent_leg = load_leg(args, "solvent")
+    from .workflow import run_correction
+
+    results = run_correction(complex_leg, solvent_leg, settings, args.output, args.mm_binding, progress=not args.no_progress)
+    if results is not None:
+        c = results["correction"]
+        lines = [
+            f"dG complex (MM->ML/MM): {results['legs']['complex']['summary']['delta_g_kcal_per_mol']:.3f} kcal/mol",
+            f"dG solvent (MM->ML/MM): {results['legs']['solvent']['summary']['delta_g_kcal_per_mol']:.3f} kcal/mol",
+            f"ddG correction: {c['ddg_kcal_per_mol']:.3f} +- {c['d_ddg_kcal_per_mol']:.3f} kcal/mol",
+        ]
+        if "corrected_binding_kcal_per_mol" in c:
+            lines.append(f"corrected binding free energy: {c['corrected_binding_kcal_per_mol']:.3f} kcal/mol")
+        lines.append(f"results: {os.path.join(args.output, 'results.json')}")
+        sys.stdout.write("\n".join(lines) + "\n")
+    return 0

@@ -1,0 +1,90 @@
+"""Results of the MM -> ML/MM correction: unit conversion, the binding correction, JSON."""
+
+import json
+import math
+import os
+import tempfile
+from typing import Any, Dict, Optional
+
+from openmm import unit
+
+from ..units import KCAL_TO_KJ
+
+
+def kt_kcal_per_mol(temperature_k: float) -> float:
+    """k_B T in kcal/mol at ``temperature_k`` (K)."""
+    kt_kj = (unit.MOLAR_GAS_CONSTANT_R * temperature_k * unit.kelvin).value_in_unit(unit.kilojoule_per_mole)
+    return kt_kj / KCAL_TO_KJ
+
+
+def leg_summary(equilibrium: Optional[Dict[str, Any]], switching: Optional[Dict[str, Any]], temperature_k: float) -> Dict[str, Any]:
+    """Free energy of one leg in kcal/mol, preferring MBAR and falling back to BAR.
+
+    Parameters
+    ----------
+    equilibrium
+        ``EquilibriumResult.to_dict()`` or ``None``.
+    switching
+        ``SwitchingResult.to_dict()`` or ``None``.
+    temperature_k
+        Temperature, K.
+
+    Returns
+    -------
+    dict
+        ``delta_g_kcal_per_mol``, ``d_delta_g_kcal_per_mol``, ``estimator`` and the estimates
+        of both methods in kcal/mol where available.
+    """
+    kt = kt_kcal_per_mol(temperature_k)
+    summary: Dict[str, Any] = {}
+    if equilibrium is not None:
+        summary["mbar_kcal_per_mol"] = equilibrium["delta_f_kt"] * kt
+        summary["mbar_error_kcal_per_mol"] = equilibrium["d_delta_f_kt"] * kt
+    if switching is not None:
+        summary["bar_kcal_per_mol"] = switching["bar_delta_f_kt"] * kt
+        summary["bar_error_kcal_per_mol"] = switching["bar_d_delta_f_kt"] * kt
+        summary["jarzynski_forward_kcal_per_mol"] = switching["jarzynski_forward_kt"] * kt
+        summary["jarzynski_reverse_kcal_per_mol"] = switching["jarzynski_reverse_kt"] * kt
+    if equilibrium is not None:
+        summary.update(estimator="MBAR", delta_g_kcal_per_mol=summary["mbar_kcal_per_mol"], d_delta_g_kcal_per_mol=summary["mbar_error_kcal_per_mol"])
+    elif switching is not None:
+        summary.update(estimator="BAR", delta_g_kcal_per_mol=summary["bar_kcal_per_mol"], d_delta_g_kcal_per_mol=summary["bar_error_kcal_per_mol"])
+    else:
+        raise ValueError("a leg needs an equilibrium or a switching result")
+    return summary
+
+
+def binding_correction(complex_leg: Dict[str, Any], solvent_leg: Dict[str, Any], mm_binding_kcal_per_mol: Optional[float] = None) -> Dict[str, Any]:
+    """ddG = dG_complex - dG_solvent (MM -> ML/MM), and the corrected binding free energy.
+
+    Parameters
+    ----------
+    complex_leg, solvent_leg
+        Outputs of :func:`leg_summary`.
+    mm_binding_kcal_per_mol
+        The MM binding free energy to correct (kcal/mol), if known.
+
+    Returns
+    -------
+    dict
+        ``ddg_kcal_per_mol``, ``d_ddg_kcal_per_mol`` (independent errors added in quadrature)
+        and, with an MM value, ``mm_binding_kcal_per_mol`` and ``corrected_binding_kcal_per_mol``.
+    """
+    ddg = complex_leg["delta_g_kcal_per_mol"] - solvent_leg["delta_g_kcal_per_mol"]
+    error = math.hypot(complex_leg["d_delta_g_kcal_per_mol"], solvent_leg["d_delta_g_kcal_per_mol"])
+    result: Dict[str, Any] = {"ddg_kcal_per_mol": ddg, "d_ddg_kcal_per_mol": error}
+    if mm_binding_kcal_per_mol is not None:
+        result["mm_binding_kcal_per_mol"] = float(mm_binding_kcal_per_mol)
+        result["corrected_binding_kcal_per_mol"] = float(mm_binding_kcal_per_mol) + ddg
+        result["d_corrected_binding_kcal_per_mol"] = error
+    return result
+
+
+def write_json(data: Dict[str, Any], path: str) -> None:
+    """Write ``data`` as JSON atomically (temporary file + ``os.replace``)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+    with os.fdopen(handle, "w") as stream:
+        json.dump(data, stream, indent=2, sort_keys=True)
+    os.replace(tmp, path)
