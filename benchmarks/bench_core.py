@@ -18,6 +18,8 @@ openmmtools structures of ``tests/data/ani_reference.npz``; water boxes are
 """
 
 import argparse
+import contextlib
+import io
 import os
 import platform
 import statistics
@@ -48,7 +50,9 @@ def molecules() -> List[System]:
 
 def water_box(name: str, edge_nm: float) -> System:
     import openmm.unit as unit
-    from openmmtools import testsystems
+
+    with contextlib.redirect_stdout(io.StringIO()):  # openmmtools/pymbar print notices on import
+        from openmmtools import testsystems
 
     water = testsystems.WaterBox(box_edge=edge_nm * unit.nanometer)
     z = np.array([a.element.atomic_number for a in water.topology.atoms()], dtype=np.int64)
@@ -121,7 +125,8 @@ def main() -> None:
         scripted = torch.jit.script(openmm_ani.models.load("ani1ccx", dtype=dtype))
         peer = None
         if torchani is not None:
-            peer = torchani.models.ANI1ccx(periodic_table_index=True).to(dtype)
+            with contextlib.redirect_stdout(io.StringIO()):  # TorchANI prints its resource path
+                peer = torchani.models.ANI1ccx(periodic_table_index=True).to(dtype)
         for name, z, positions, cell in systems:
             n = len(z)
             zt = torch.tensor(z).unsqueeze(0)
