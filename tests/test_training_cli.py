@@ -6,7 +6,6 @@ import os
 import numpy as np
 import pytest
 
-import openmm_ani
 from openmm_ani.modelfile import load_spec
 from openmm_ani.training.cli import main
 from openmm_ani.training.data import write_h5

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 import openmm_ani
-from openmm_ani.training.data import Dataset, concatenate
+from openmm_ani.training.data import concatenate
 from openmm_ani.training.delta import DeltaModel, residual_dataset
 from openmm_ani.training.select import committee_disagreement, select_conformations
 from openmm_ani.units import HARTREE_TO_KCAL_PER_MOL
 
-from test_training_support import MOLECULES, synthetic_dataset
+from test_training_support import synthetic_dataset
 
 
 def candidates():
