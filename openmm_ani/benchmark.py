@@ -243,7 +243,8 @@ def run_benchmarks(
                 continue
             case = builders[name](precision, with_openmmml)
             for engine, build in case.builders.items():
-                system = build()
+                with contextlib.redirect_stdout(io.StringIO()):  # TorchANI prints its resource path
+                    system = build()
                 for label, count in (("1", 1), ("default", default_threads)):
                     torch.set_num_threads(count)
                     ms, energy = time_system(system, case.positions, steps, 1 if count == 1 else

@@ -255,7 +255,9 @@ class ANIPotential:
         Returns
         -------
         openmmtorch.TorchForce
-            Energy in kJ/mol from positions in nm; forces by back-propagation.
+            Energy in kJ/mol from positions in nm; forces by back-propagation. openmm-torch
+            moves the module to the Context's device (CPU for Reference/CPU, the GPU for
+            CUDA/OpenCL), so the same force runs on every platform.
         """
         openmmtorch = import_openmmtorch()
         force = openmmtorch.TorchForce(self.createModule(atomic_numbers, atoms, periodic, make_whole))
