@@ -98,7 +98,7 @@ def test_non_finite_padding_positions_are_ignored(model):
     x0 = WATER_X.clone().requires_grad_(True)
     e0 = model(WATER_Z, x0)
     (grad0,) = torch.autograd.grad(e0.sum(), x0)
-    assert abs(float(e) - float(e0)) < 1e-10
+    assert abs(float(e.detach()) - float(e0.detach())) < 1e-10
     torch.testing.assert_close(grad[:, :3], grad0, rtol=0, atol=1e-10)
 
 
