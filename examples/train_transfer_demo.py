@@ -119,9 +119,9 @@ def main() -> None:
     parser.add_argument("--test-fraction", type=float, default=0.2)
     parser.add_argument("--cc-fraction", type=float, default=1.0,
                         help="use only this fraction of the CCSD(T) training labels (scarce high-level data)")
-    parser.add_argument("--members", type=int, default=2, help="ensemble size K")
-    parser.add_argument("--pretrain-epochs", type=int, default=60)
-    parser.add_argument("--cc-epochs", type=int, default=60)
+    parser.add_argument("--members", type=int, default=4, help="ensemble size K")
+    parser.add_argument("--pretrain-epochs", type=int, default=200)
+    parser.add_argument("--cc-epochs", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", default="train_transfer_demo_output")
