@@ -7,6 +7,7 @@ distributes the replicas over the MPI ranks (mpiplus); only rank 0 writes and an
 """
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
@@ -154,7 +155,8 @@ def run_replica_exchange(
     )
     if os.path.exists(storage):
         logger.info("resuming replica exchange from %s", storage)
-        sampler = multistate.ReplicaExchangeSampler.from_storage(storage)
+        reporter = multistate.MultiStateReporter(storage, open_mode="r+", checkpoint_interval=settings.checkpoint_interval)
+        sampler = multistate.ReplicaExchangeSampler.from_storage(reporter)
         sampler.number_of_iterations = settings.n_iterations
     else:
         thermodynamic_states = create_states(system, lambdas, settings.temperature_k, settings.pressure_atm)
@@ -164,7 +166,9 @@ def run_replica_exchange(
         sampler = multistate.ReplicaExchangeSampler(
             mcmc_moves=move, number_of_iterations=settings.n_iterations, online_analysis_interval=None
         )
-        reporter = multistate.MultiStateReporter(storage, checkpoint_interval=settings.checkpoint_interval)
+        # openmmtools resumes from the last checkpoint: make the final iteration one.
+        interval = math.gcd(settings.n_iterations, settings.checkpoint_interval)
+        reporter = multistate.MultiStateReporter(storage, checkpoint_interval=interval)
         sampler.create(thermodynamic_states, sampler_state, reporter)
     # Own context caches: a platform choice must not touch openmmtools' global cache.
     sampler.energy_context_cache = cache.ContextCache(capacity=None, time_to_live=None, platform=platform)
@@ -175,6 +179,7 @@ def run_replica_exchange(
         sampler.run(n_iterations=1)
         bar.update(1)
     bar.close()
+    reporter.close()  # flush everything before the analysis reads the file
     del sampler
     if not _is_root():
         return None

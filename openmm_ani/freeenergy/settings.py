@@ -31,7 +31,9 @@ class ProtocolSettings:
     pressure_atm
         Pressure for periodic systems (Monte Carlo barostat), atm; ``None`` for NVT.
     checkpoint_interval
-        Iterations between checkpoints of the reporter file.
+        Iterations between checkpoints of the reporter file (reduced to its greatest common
+        divisor with ``n_iterations`` so that the last iteration is a checkpoint; a resumed
+        run restarts from the last checkpoint).
     n_switches
         Nonequilibrium switches per direction (0 skips the switching leg).
     switching_steps
