@@ -28,6 +28,9 @@ from torch import Tensor
 
 from .neighbors import ALL_PAIRS_MAX_ATOMS, check_box, neighbor_pairs
 
+#: Triplets per chunk of the angular stage (about 1 MB of float32 terms per chunk).
+ANGULAR_CHUNK: int = 8192
+
 
 @dataclass(frozen=True)
 class AEVParameters:
@@ -120,6 +123,7 @@ class AEVComputer(torch.nn.Module):
     num_pairs: Final[int]
     length: Final[int]
     all_pairs_max_atoms: Final[int]
+    angular_chunk: Final[int]
     num_eta_a: Final[int]
     num_shf_a: Final[int]
     num_zeta: Final[int]
@@ -136,6 +140,7 @@ class AEVComputer(torch.nn.Module):
         self.num_pairs = self.num_species * (self.num_species + 1) // 2
         self.length = parameters.length
         self.all_pairs_max_atoms = ALL_PAIRS_MAX_ATOMS
+        self.angular_chunk = ANGULAR_CHUNK
         eta_r, shf_r = _grid(parameters.radial_eta, parameters.radial_shifts)
         eta_a, shf_a = _grid(parameters.angular_eta, parameters.angular_shifts)
         zeta, shf_z = _grid(parameters.angular_zeta, parameters.angle_sections)
@@ -221,6 +226,24 @@ class AEVComputer(torch.nn.Module):
         )
         return torch.cat([radial, angular], dim=1)
 
+    def _angular_terms(self, directed: Tensor, lengths: Tensor, j: Tensor, k: Tensor) -> Tensor:
+        """Angular terms ``[T, angular_sublength]`` of triplets (centre -> ``j``, centre -> ``k``)."""
+        v1 = directed[j]
+        v2 = directed[k]
+        d1 = lengths[j]
+        d2 = lengths[k]
+        cos_angle = 0.95 * (v1 * v2).sum(1) / (d1 * d2)
+        sin_angle = torch.sqrt(1.0 - cos_angle * cos_angle)
+        # The angular block is an outer product of an angle factor over (Zeta, ShfZ) and a
+        # distance factor over (EtaA, ShfA); each is computed on its own small grid.
+        angle = (1.0 + cos_angle.unsqueeze(1) * self.cos_shf_z + sin_angle.unsqueeze(1) * self.sin_shf_z) * 0.5
+        angle = angle.unsqueeze(1) ** self.zeta  # [T, nZeta, nShfZ]
+        fc = 2.0 * cosine_cutoff(d1, self.angular_cutoff) * cosine_cutoff(d2, self.angular_cutoff)
+        mean_d = (0.5 * (d1 + d2)).unsqueeze(1)
+        radial = torch.exp(-self.eta_a * (mean_d - self.shf_a) ** 2) * fc.unsqueeze(1)  # [T, nEtaA * nShfA]
+        radial = radial.view(-1, self.num_eta_a, 1, self.num_shf_a, 1)
+        return (radial * angle.view(-1, 1, self.num_zeta, 1, self.num_shf_z)).reshape(-1, self.angular_sublength)
+
     def _radial(self, species: Tensor, first: Tensor, second: Tensor, distances: Tensor, num_atoms: int) -> Tensor:
         d = distances.unsqueeze(1)
         terms = 0.25 * torch.exp(-self.eta_r * (d - self.shf_r) ** 2) * cosine_cutoff(d, self.radial_cutoff)
@@ -228,7 +251,7 @@ class AEVComputer(torch.nn.Module):
         out = torch.zeros(
             num_atoms * self.num_species, self.radial_sublength, dtype=terms.dtype, device=terms.device
         )
-        out = out.index_add(0, rows, torch.cat([terms, terms]))
+        out.index_add_(0, rows, torch.cat([terms, terms]))
         return out.view(num_atoms, self.num_species * self.radial_sublength)
 
     def _angular(
@@ -259,21 +282,11 @@ class AEVComputer(torch.nn.Module):
         j = neighbor_start + local[0, rank]
         k = neighbor_start + local[1, rank]
 
-        v1 = directed[j]
-        v2 = directed[k]
-        d1 = lengths[j]
-        d2 = lengths[k]
-        cos_angle = 0.95 * (v1 * v2).sum(1) / (d1 * d2)
-        sin_angle = torch.sqrt(1.0 - cos_angle * cos_angle)
-        # The angular block is an outer product of an angle factor over (Zeta, ShfZ) and a
-        # distance factor over (EtaA, ShfA); each is computed on its own small grid.
-        angle = ((1.0 + cos_angle.unsqueeze(1) * self.cos_shf_z + sin_angle.unsqueeze(1) * self.sin_shf_z) * 0.5)
-        angle = angle.unsqueeze(1) ** self.zeta  # [T, nZeta, nShfZ]
-        fc = 2.0 * cosine_cutoff(d1, self.angular_cutoff) * cosine_cutoff(d2, self.angular_cutoff)
-        mean_d = (0.5 * (d1 + d2)).unsqueeze(1)
-        radial = torch.exp(-self.eta_a * (mean_d - self.shf_a) ** 2) * fc.unsqueeze(1)  # [T, nEtaA * nShfA]
-        radial = radial.view(-1, self.num_eta_a, 1, self.num_shf_a, 1)
-        terms = (radial * angle.view(-1, 1, self.num_zeta, 1, self.num_shf_z)).reshape(-1, self.angular_sublength)
         rows = atom_of_triplet * self.num_pairs + self.pair_table[species[other[j]], species[other[k]]]
-        out = out.index_add(0, rows, terms)
+        # Chunks over triplets keep every floating-point intermediate (and its gradient in
+        # the backward pass) cache-resident; a single chunk for small systems.
+        total = j.shape[0]
+        for begin in range(0, total, self.angular_chunk):
+            end = min(begin + self.angular_chunk, total)
+            out.index_add_(0, rows[begin:end], self._angular_terms(directed, lengths, j[begin:end], k[begin:end]))
         return out.view(num_atoms, self.num_pairs * self.angular_sublength)
