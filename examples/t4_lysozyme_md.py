@@ -15,6 +15,7 @@ import sys
 import time
 
 import openmm
+import torch
 from openmm import app, unit
 
 import openmm_ani
@@ -28,6 +29,9 @@ parser.add_argument("--output", default=os.path.join("out", "t4_pxylene"))
 args = parser.parse_args()
 os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
 
+# an 18-atom ML region gains nothing from several torch threads, and torch's threads would compete
+# with OpenMM's CPU threads for the same cores: one torch thread, OpenMM's default thread count
+torch.set_num_threads(1)
 potential = openmm_ani.ANIPotential("ani1ccx")
 if importlib.util.find_spec("openmm_ani.mixed") is not None:
     prmtop = app.AmberPrmtopFile(openmmtools_data("T4-lysozyme-L99A-implicit", "complex.prmtop"))

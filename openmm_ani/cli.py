@@ -217,6 +217,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     if args.steps < 0 or args.report_interval < 1:
         raise CommandError("--steps must be >= 0 and --report-interval >= 1")
+    if args.torch_threads < 1:
+        raise CommandError("--torch-threads must be >= 1")
+    import torch
+
+    torch.set_num_threads(args.torch_threads)
     traj = load_structure(args.input, args.top)
     potential = ANIPotential(args.model, model_index=args.model_index, precision=args.precision)
     system, topology, atoms = build_simulation_system(args, traj, potential)
@@ -351,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--minimize", type=int, default=0, metavar="N", help="minimise first, at most N iterations")
     simulate.add_argument("--platform", default="CPU", help="OpenMM platform (default CPU)")
     simulate.add_argument("--threads", type=int, default=0, help="CPU platform threads (default: OpenMM's choice)")
+    simulate.add_argument("--torch-threads", type=int, default=1,
+                          help="torch intra-op threads (default 1: small ML regions gain nothing from more, "
+                               "and they would compete with OpenMM's threads)")
     simulate.add_argument("--seed", type=int, default=1)
     simulate.add_argument("--report-interval", type=int, default=100)
     simulate.add_argument("--disagreement-threshold", type=float, default=None,
