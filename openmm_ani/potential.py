@@ -345,7 +345,8 @@ class ANIPotential:
         atomic_numbers
             Atomic numbers of the ML atoms (instead of ``topology``).
         periodic
-            Full periodic boundary conditions; default: the topology has box vectors.
+            Full periodic boundary conditions; default: the topology has box vectors and
+            ``atoms`` is ``None`` (an ML subset of a periodic system needs ``make_whole=True``).
         atoms
             Indices of the ML particles among the System's particles; ``None`` = all.
         make_whole
@@ -368,8 +369,8 @@ class ANIPotential:
             raise ValueError("give exactly one of topology and atomic_numbers")
         if topology is not None:
             numbers = topology_atomic_numbers(topology, atoms)
-            if periodic is None:
-                periodic = topology.getPeriodicBoxVectors() is not None and not make_whole
+            if periodic is None:  # a boxed topology: full PBC for all atoms; subsets use make_whole instead
+                periodic = topology.getPeriodicBoxVectors() is not None and atoms is None and not make_whole
         else:
             numbers = [int(z) for z in atomic_numbers]  # type: ignore[union-attr]
         module = self.createModule(numbers, atoms=atoms, periodic=bool(periodic), make_whole=make_whole)
