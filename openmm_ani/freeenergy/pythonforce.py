@@ -18,7 +18,7 @@ import numpy as np
 import openmm
 import torch
 
-_CACHE: Dict[Tuple[Any, ...], torch.jit.ScriptModule] = {}
+_CACHE: Dict[Tuple[Any, ...], torch.nn.Module] = {}
 
 
 class ANIComputation:
@@ -59,15 +59,17 @@ class ANIComputation:
     def __setstate__(self, state: Dict[str, Any]) -> None:
         self.key = tuple(state["key"])
 
-    def module(self) -> torch.jit.ScriptModule:
-        """The (cached) TorchScript ANI module of these atoms."""
+    def module(self) -> torch.nn.Module:
+        """The (cached) ANI module of these atoms (eager: called from Python, TorchScript's
+        profiling executor would only add warm-up cost)."""
         module = _CACHE.get(self.key)
         if module is None:
             from ..potential import ANIPotential
+            from ..torchforce import ANIForceModule
 
             name, model_index, precision, numbers, make_whole = self.key
             potential = ANIPotential(name, model_index=model_index, precision=precision)
-            module = potential.createModule(list(numbers), atoms=None, make_whole=make_whole)
+            module = ANIForceModule(potential.model, list(numbers), atoms=None, make_whole=make_whole)
             _CACHE[self.key] = module
         return module
 
