@@ -23,10 +23,15 @@ With ``interpolate=True`` the energy is
 ``lambda_interpolate * U_mixed + (1 - lambda_interpolate) * U_MM``, where the global
 parameter ``lambda_interpolate`` (default 1) is an energy-parameter derivative of the
 System, so ``dU/dlambda`` is available from OpenMM for thermodynamic integration. This is
-a ``CustomCVForce`` whose collective variables are the ANI ``TorchForce`` and copies of the
-ML-internal MM terms (bonded terms restricted to ML atoms, and the ML-ML nonbonded pair
-terms written so that at ``lambda_interpolate = 0`` the MM system is reproduced exactly
-for NoCutoff, reaction-field and Ewald/PME electrostatics).
+the ANI ``TorchForce`` scaled by ``lambda_interpolate`` itself (a TorchForce global
+parameter, derivative by autograd) plus a ``CustomCVForce`` scaled by ``1 - lambda_interpolate``
+whose collective variables are copies of the ML-internal MM terms (bonded terms restricted to
+ML atoms, and the ML-ML nonbonded pair terms written so that at ``lambda_interpolate = 0`` the
+MM system is reproduced exactly for NoCutoff, reaction-field and Ewald/PME electrostatics).
+A TorchForce cannot itself be a collective variable: the CustomCVForce clones its variables
+through XmlSerializer, and openmmtorch 1.5 cannot deserialise a TorchForce with OpenMM 8.6.
+With ``backend="python"`` the ANI term is a small picklable ``PythonForce`` inside the
+CustomCVForce (``lambda*ani + (1-lambda)*mm``), the form the openmmtools workflow uses.
 """
 
 import copy

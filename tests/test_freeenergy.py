@@ -8,7 +8,6 @@ Runs are seeded (Reference platform), so each check gives the same answer every 
 """
 
 import math
-import os
 
 import numpy as np
 import openmm

@@ -311,3 +311,22 @@ def test_openmm_ml_gives_the_same_energies(potential, hostguest):
     assert abs(evaluate(create_mixed_system(potential, hostguest.topology, hostguest.system, ml), positions)[0] - e_plain) < 1e-3
     e_mm = evaluate(hostguest.system, positions)[0]
     assert abs(evaluate(theirs, positions, {"lambda_interpolate": 0.0})[0] - e_mm) < 0.05
+
+
+@pytest.mark.parametrize("method", ["CutoffPeriodic", "Ewald", "CutoffNonPeriodic"])
+def test_lambda0_equals_mm_other_nonbonded_methods(potential, method):
+    """Reaction field (periodic and not, cutoff shorter than the ML region) and Ewald."""
+    if method == "CutoffNonPeriodic":
+        ts = testsystems.AlanineDipeptideVacuum()
+        nb = [f for f in ts.system.getForces() if isinstance(f, openmm.NonbondedForce)][0]
+        nb.setNonbondedMethod(openmm.NonbondedForce.CutoffNonPeriodic)
+        nb.setCutoffDistance(0.4)  # shorter than the molecule: some ML-ML pairs lie beyond it
+        ml = list(range(ts.system.getNumParticles()))[::-1]
+    else:
+        ts = testsystems.AlanineDipeptideExplicit(nonbondedMethod=getattr(app, method), nonbondedCutoff=0.5 * NM)
+        ml = residue_atoms(ts.topology, ("ACE", "ALA", "NME"))[::-1]
+    positions = np.array(ts.positions.value_in_unit(NM))
+    mixed = create_mixed_system(potential, ts.topology, ts.system, ml, interpolate=True)
+    ref_energy, ref_forces, _ = evaluate(ts.system, positions)
+    energy, forces, _ = evaluate(mixed, positions, {"lambda_interpolate": 0.0})
+    assert_close(energy, forces, ref_energy, ref_forces)

@@ -7,7 +7,7 @@ Module-level imports are kept light (argparse only): :func:`register` is called 
 import argparse
 import os
 import sys
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Optional
 
 IMPLICIT_SOLVENTS = ("none", "HCT", "OBC1", "OBC2", "GBn", "GBn2")
 

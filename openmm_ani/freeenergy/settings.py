@@ -1,7 +1,7 @@
 """Protocol settings of the MM -> ML/MM free-energy correction."""
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 import numpy as np

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import openmm
 from openmm import app
@@ -99,7 +99,7 @@ def run_leg(leg: LegInput, settings: ProtocolSettings, output_dir: str, progress
     from ..mixed import create_mixed_system
     from .equilibrium import run_replica_exchange
     from .plots import plot_overlap, plot_work
-    from .switching import SwitchingResult, run_switching
+    from .switching import run_switching
 
     settings.validate()
     directory = os.path.join(output_dir, leg.name)
