@@ -38,7 +38,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--model", default="ani1ccx", help="ANI model name or file (default ani1ccx)")
     p.add_argument("--precision", choices=("single", "double"), default="single")
     p.add_argument("--platform", help="OpenMM platform (default: fastest available)")
-    p.add_argument("--n-states", type=int, default=11, help="lambda windows (default 11)")
+    p.add_argument("--n-states", type=int, default=11, help="equally spaced lambda windows (default 11)")
+    p.add_argument("--lambdas", help="explicit comma-separated lambda windows from 0 to 1 (overrides --n-states)")
     p.add_argument("--n-iterations", type=int, default=1000, help="replica-exchange iterations (0: skip; default 1000)")
     p.add_argument("--steps-per-iteration", type=int, default=500, help="MD steps per iteration (default 500)")
     p.add_argument("--n-switches", type=int, default=100, help="switches per direction (0: skip; default 100)")
@@ -118,8 +119,15 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     """:class:`~openmm_ani.freeenergy.settings.ProtocolSettings` from the arguments (validated)."""
     from .settings import ProtocolSettings
 
+    lambdas = None
+    if args.lambdas is not None:
+        try:
+            lambdas = [float(v) for v in args.lambdas.split(",")]
+        except ValueError:
+            raise ValueError(f"--lambdas must be comma-separated numbers, got {args.lambdas!r}") from None
     settings = ProtocolSettings(
         n_states=args.n_states,
+        lambdas=lambdas,
         n_iterations=args.n_iterations,
         steps_per_iteration=args.steps_per_iteration,
         timestep_fs=args.timestep,

@@ -80,11 +80,22 @@ def binding_correction(complex_leg: Dict[str, Any], solvent_leg: Dict[str, Any],
     return result
 
 
+def _strict(value: Any) -> Any:
+    """``value`` with NaN/inf floats replaced by ``None`` (strict JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
+
+
 def write_json(data: Dict[str, Any], path: str) -> None:
-    """Write ``data`` as JSON atomically (temporary file + ``os.replace``)."""
+    """Write ``data`` as strict JSON (NaN -> null) atomically (temporary file + ``os.replace``)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
     with os.fdopen(handle, "w") as stream:
-        json.dump(data, stream, indent=2, sort_keys=True)
+        json.dump(_strict(data), stream, indent=2, sort_keys=True, allow_nan=False)
     os.replace(tmp, path)
