@@ -46,6 +46,8 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence,
 import openmm
 import torch
 
+from .units import COULOMB_CONSTANT_KJ_NM_PER_MOL_E2
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import openmm.app
 
@@ -54,8 +56,6 @@ logger = logging.getLogger(__name__)
 #: Name of the global parameter that interpolates MM (0) -> mixed ML/MM (1).
 LAMBDA_PARAMETER = "lambda_interpolate"
 
-#: Coulomb's constant 1/(4 pi eps0) in kJ mol^-1 nm e^-2, the value OpenMM 8 uses (CODATA 2018).
-COULOMB_CONSTANT_KJ_NM_PER_MOL_E2 = 138.93545764438198
 
 #: Bonded force types whose terms are removed when all their particles are ML.
 _BONDED_TYPES = (

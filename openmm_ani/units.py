@@ -24,3 +24,5 @@ KCAL_TO_KJ: Final[float] = 4.184
 HARTREE_TO_KCAL_PER_MOL: Final[float] = HARTREE_TO_KJ_PER_MOL / KCAL_TO_KJ
 #: (kJ/mol)/nm per Ha/Å: the factor that turns an ANI force into an OpenMM force.
 HARTREE_PER_ANGSTROM_TO_KJ_PER_MOL_PER_NM: Final[float] = HARTREE_TO_KJ_PER_MOL * NM_TO_ANGSTROM
+#: Coulomb's constant 1/(4 pi eps0) in kJ mol^-1 nm e^-2, the value OpenMM 8 uses (CODATA 2018).
+COULOMB_CONSTANT_KJ_NM_PER_MOL_E2: Final[float] = 138.93545764438198

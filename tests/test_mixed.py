@@ -21,7 +21,11 @@ import openmm
 from openmm import app, unit
 
 import openmm_ani.models
-from openmm_ani.mixed import COULOMB_CONSTANT_KJ_NM_PER_MOL_E2, create_mixed_system
+from openmm_ani.mixed import create_mixed_system
+
+# Coulomb's constant from the CODATA 2018 exact constants (e, N_A) and eps0, independently of
+# openmm_ani.units: e^2 N_A / (4 pi eps0) in J m mol^-1, then kJ nm mol^-1.
+COULOMB_CONSTANT_KJ_NM_PER_MOL_E2 = (1.602176634e-19**2 * 6.02214076e23 / (4 * math.pi * 8.8541878128e-12)) * 1e9 / 1e3
 from openmm_ani.potential import ANIPotential
 from openmm_ani.units import HARTREE_PER_ANGSTROM_TO_KJ_PER_MOL_PER_NM, HARTREE_TO_KJ_PER_MOL, NM_TO_ANGSTROM
 
