@@ -21,7 +21,7 @@ the last parameter fastest; element pairs run in upper-triangle order
 
 import math
 from dataclasses import dataclass
-from typing import Final, List, Optional, Sequence, Tuple
+from typing import Dict, Final, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -175,6 +175,105 @@ class AEVComputer(torch.nn.Module):
                     start = offset + int(self.pair_table[a, b]) * self.angular_sublength
                     columns.extend(range(start, start + self.angular_sublength))
         return torch.tensor(columns, dtype=torch.long)
+
+    def fixed_tables(self, species: Tensor) -> Dict[str, Tensor]:
+        """Pair and triplet tables of one open molecule whose elements never change.
+
+        Used by :meth:`from_fixed_tables`, which then needs no neighbour search or triplet
+        enumeration per call. The number of triplets grows as ``N**3 / 2``, so this suits
+        small molecules (an ML ligand), not large systems.
+
+        Parameters
+        ----------
+        species
+            ``[N]`` element indices (no padding).
+
+        Returns
+        -------
+        dict of str to Tensor
+            ``first``, ``second`` ``[P]``: all pairs ``i < j``; ``radial_rows`` ``[2P]``: output row
+            of each pair seen from either atom; ``triplet_j``, ``triplet_k`` ``[T]``: indices into the
+            directed pair list (``[vectors, -vectors]``) of the two neighbours of each centre atom;
+            ``angular_rows`` ``[T]``: output row of each triplet.
+        """
+        n = int(species.shape[0])
+        first, second = torch.triu_indices(n, n, 1)
+        num_pairs = first.shape[0]
+        directed = torch.full((n, n), -1, dtype=torch.long)
+        directed[first, second] = torch.arange(num_pairs)
+        directed[second, first] = torch.arange(num_pairs) + num_pairs
+        centres: List[int] = []
+        js: List[int] = []
+        ks: List[int] = []
+        for c in range(n):
+            others = [a for a in range(n) if a != c]
+            for x in range(len(others)):
+                for y in range(x + 1, len(others)):
+                    centres.append(c)
+                    js.append(int(directed[c, others[x]]))
+                    ks.append(int(directed[c, others[y]]))
+        centre = torch.tensor(centres, dtype=torch.long)
+        triplet_j = torch.tensor(js, dtype=torch.long)
+        triplet_k = torch.tensor(ks, dtype=torch.long)
+        neighbor = torch.cat([second, first])
+        return {
+            "first": first,
+            "second": second,
+            "radial_rows": torch.cat([first * self.num_species + species[second], second * self.num_species + species[first]]),
+            "triplet_j": triplet_j,
+            "triplet_k": triplet_k,
+            "angular_rows": centre * self.num_pairs
+            + self.pair_table.cpu()[species[neighbor[triplet_j]], species[neighbor[triplet_k]]],
+        }
+
+    @torch.jit.export
+    def from_fixed_tables(
+        self,
+        coordinates: Tensor,
+        first: Tensor,
+        second: Tensor,
+        radial_rows: Tensor,
+        triplet_j: Tensor,
+        triplet_k: Tensor,
+        angular_rows: Tensor,
+    ) -> Tensor:
+        """AEVs ``[N, L]`` of one open molecule from tables made by :meth:`fixed_tables`.
+
+        Parameters
+        ----------
+        coordinates
+            ``[N, 3]`` positions in Å.
+        first, second, radial_rows, triplet_j, triplet_k, angular_rows
+            The tables of :meth:`fixed_tables`.
+        """
+        num_atoms = coordinates.shape[0]
+        vectors = coordinates.index_select(0, second) - coordinates.index_select(0, first)
+        distances = torch.linalg.vector_norm(vectors, dim=1)
+        within = (distances < self.radial_cutoff).to(vectors.dtype).unsqueeze(1)
+        d = distances.unsqueeze(1)
+        terms = 0.25 * torch.exp(-self.eta_r * (d - self.shf_r) ** 2) * cosine_cutoff(d, self.radial_cutoff) * within
+        radial = torch.zeros(
+            num_atoms * self.num_species, self.radial_sublength, dtype=vectors.dtype, device=vectors.device
+        )
+        radial.index_add_(0, radial_rows, torch.cat([terms, terms]))
+        angular = torch.zeros(
+            num_atoms * self.num_pairs, self.angular_sublength, dtype=vectors.dtype, device=vectors.device
+        )
+        close = distances < self.angular_cutoff
+        close = torch.cat([close, close])
+        keep = (close[triplet_j] & close[triplet_k]).nonzero().flatten()
+        directed = torch.cat([vectors, -vectors])
+        lengths = torch.cat([distances, distances])
+        angular.index_add_(
+            0, angular_rows[keep], self._angular_terms(directed, lengths, triplet_j[keep], triplet_k[keep])
+        )
+        return torch.cat(
+            [
+                radial.view(num_atoms, self.num_species * self.radial_sublength),
+                angular.view(num_atoms, self.num_pairs * self.angular_sublength),
+            ],
+            dim=1,
+        )
 
     def forward(self, species: Tensor, coordinates: Tensor, cell: Optional[Tensor] = None) -> Tensor:
         """AEVs of a padded batch.

@@ -34,6 +34,11 @@ def minimum_image(vectors: Tensor, box: Tensor) -> Tensor:
     return vectors
 
 
+#: ML regions of at most this many atoms, when not fully periodic, use fixed AEV tables
+#: (their triplet table grows as N**3 / 2: 2448 entries for 18 atoms, 125k for 64).
+FIXED_TABLES_MAX_ATOMS: int = 64
+
+
 class ANIForceModule(torch.nn.Module):
     """ANI energy of (a subset of) an OpenMM system, in OpenMM units.
 
@@ -67,6 +72,7 @@ class ANIForceModule(torch.nn.Module):
     make_whole: Final[bool]
     num_models: Final[int]
     restricted: Final[bool]
+    fixed: Final[bool]
     length_scale: Final[float]
     energy_scale: Final[float]
 
@@ -112,6 +118,12 @@ class ANIForceModule(torch.nn.Module):
         if self.restricted:
             for network in self.model.networks.networks:
                 network.layers[0].restrict_inputs(columns)
+        # Small open regions (a ligand, or any region made whole) use pair and triplet tables
+        # built once, instead of a neighbour search and triplet enumeration every step.
+        self.fixed = (not periodic) and int(species.shape[0]) <= FIXED_TABLES_MAX_ATOMS
+        tables = self.model.aev.fixed_tables(species[order]) if self.fixed else {}
+        for key in ("first", "second", "radial_rows", "triplet_j", "triplet_k", "angular_rows"):
+            self.register_buffer("table_" + key, tables.get(key, torch.zeros(0, dtype=torch.long)))
         self.periodic = bool(periodic)
         self.make_whole = bool(make_whole)
         self.num_models = model.num_models
@@ -137,7 +149,13 @@ class ANIForceModule(torch.nn.Module):
                 cell = box
             else:
                 x = x[0:1] + minimum_image(x - x[0:1], box)
-        aev = self.model.aev(self.species, x.unsqueeze(0), cell)[0]
+        if self.fixed:
+            aev = self.model.aev.from_fixed_tables(
+                x, self.table_first, self.table_second, self.table_radial_rows,
+                self.table_triplet_j, self.table_triplet_k, self.table_angular_rows,
+            )
+        else:
+            aev = self.model.aev(self.species, x.unsqueeze(0), cell)[0]
         if self.restricted:
             aev = aev.index_select(1, self.columns)
         energies = self.model.networks.sorted_energies(aev, self.counts) + self.self_energy.to(aev.dtype)
