@@ -137,7 +137,7 @@ class ANIForceModule(torch.nn.Module):
 
     @torch.jit.export
     def member_energies(self, positions: Tensor, boxvectors: Optional[Tensor] = None) -> Tensor:
-        """Energy of each ensemble member, ``[M]`` kJ/mol."""
+        """Energy of each ensemble member, ``[M]`` kJ/mol (float64 whatever the model's precision)."""
         x = positions.index_select(0, self.atoms)
         x = x.to(self.probe.dtype) * self.length_scale
         cell: Optional[Tensor] = None
@@ -158,5 +158,7 @@ class ANIForceModule(torch.nn.Module):
             aev = self.model.aev(self.species, x.unsqueeze(0), cell)[0]
         if self.restricted:
             aev = aev.index_select(1, self.columns)
-        energies = self.model.networks.sorted_energies(aev, self.counts) + self.self_energy.to(aev.dtype)
+        # The large self-energy constant is added in float64, so a float32 model's total energy
+        # is not rounded to a float32 ulp of the total (about 1 kJ/mol for 255 water atoms).
+        energies = self.model.networks.sorted_energies(aev, self.counts).to(torch.float64) + self.self_energy
         return energies * self.energy_scale
