@@ -79,7 +79,7 @@ def _grid(*axes: Sequence[float]) -> List[Tensor]:
     """Flattened outer-product grid of the axes (last axis fastest), one tensor per axis."""
     tensors = [torch.tensor(list(a), dtype=torch.float64) for a in axes]
     mesh = torch.meshgrid(*tensors, indexing="ij")
-    return [m.reshape(-1) for m in mesh]
+    return [m.reshape(-1).contiguous() for m in mesh]
 
 
 def _pair_table(num_species: int) -> Tensor:

@@ -33,7 +33,8 @@ class StackedLinear(torch.nn.Module):
     Parameters
     ----------
     weight
-        ``[M, in, out]`` weights (``y = x @ W + b``).
+        ``[M, in, out]`` weights (``y = x @ W + b``); a first layer stores them as
+        ``[in, M * out]``, other layers as given.
     bias
         ``[M, out]`` biases.
     activation
@@ -63,8 +64,11 @@ class StackedLinear(torch.nn.Module):
         self.shared_input = bool(shared_input)
         self.num_models, self.in_features, self.out_features = (int(s) for s in weight.shape)
         if shared_input:
-            # [in, M, out] so that the product with the shared input is one matrix multiplication.
-            self.weight = torch.nn.Parameter(weight.permute(1, 0, 2).contiguous())
+            # [in, M * out] (members side by side) so that the product with the shared input is
+            # one matrix multiplication with no reshaping of the weights per call.
+            self.weight = torch.nn.Parameter(
+                weight.permute(1, 0, 2).reshape(self.in_features, self.num_models * self.out_features).contiguous()
+            )
             self.bias = torch.nn.Parameter(bias.reshape(-1).clone())
         else:
             self.weight = torch.nn.Parameter(weight.clone())
@@ -87,7 +91,7 @@ class StackedLinear(torch.nn.Module):
     def stacked_weight(self) -> Tensor:
         """Weights as ``[M, in, out]`` whatever the storage layout."""
         if self.shared_input:
-            return self.weight.permute(1, 0, 2)
+            return self.weight.reshape(self.weight.shape[0], self.num_models, self.out_features).permute(1, 0, 2)
         return self.weight
 
     def stacked_bias(self) -> Tensor:
@@ -97,7 +101,7 @@ class StackedLinear(torch.nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Apply the layer: ``[n, in]`` (shared input) or ``[M, n, in]`` to ``[M, n, out]``."""
         if self.shared_input:
-            flat = torch.addmm(self.bias, x, self.weight.view(self.in_features, -1))
+            flat = torch.addmm(self.bias, x, self.weight)
             y = flat.view(x.shape[0], self.num_models, self.out_features).transpose(0, 1)
         else:
             y = torch.baddbmm(self.bias, x, self.weight)

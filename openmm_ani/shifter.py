@@ -21,13 +21,21 @@ class SelfEnergies(torch.nn.Module):
 
     Notes
     -----
-    ``forward(species [B, N])`` returns ``[B]`` sums in Ha; padding (species -1) adds nothing.
+    ``forward(species [B, N])`` returns ``[B]`` float64 sums in Ha; padding (species -1) adds
+    nothing. The values stay float64 when the module is cast to another dtype.
     """
 
     def __init__(self, energies: Sequence[float]) -> None:
         super().__init__()
-        values = torch.tensor(list(energies) + [0.0], dtype=torch.float64)
-        self.register_buffer("energies", values)
+        self._values = [float(e) for e in energies] + [0.0]
+        self.register_buffer("energies", torch.tensor(self._values, dtype=torch.float64))
+
+    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
+        # Self energies stay float64 when the model is cast to float32 (rounding them would cost
+        # about 4e-6 Ha per heavy atom); only the device follows the cast.
+        super()._apply(fn, recurse)
+        self.energies = torch.tensor(self._values, dtype=torch.float64, device=self.energies.device)
+        return self
 
     def forward(self, species: Tensor) -> Tensor:
         return self.energies[species].sum(dim=-1)
