@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List
 import numpy as np
 import torch
 
-from openmm_ani.species import atomic_number_of
+from openmm_ani.model.species import atomic_number_of
 from openmm_ani.training.build import build_random_model
 from openmm_ani.training.config import ani1x_config
 from openmm_ani.training.data import Batch, Dataset

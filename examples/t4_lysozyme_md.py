@@ -9,7 +9,6 @@ out/t4_pxylene.dcd, out/t4_pxylene.csv and out/t4_pxylene.disagreement.csv.
 """
 
 import argparse
-import importlib.util
 import os
 import sys
 import time
@@ -33,21 +32,15 @@ os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
 # with OpenMM's CPU threads for the same cores: one torch thread, OpenMM's default thread count
 torch.set_num_threads(1)
 potential = openmm_ani.ANIPotential("ani1ccx")
-if importlib.util.find_spec("openmm_ani.mixed") is not None:
-    prmtop = app.AmberPrmtopFile(openmmtools_data("T4-lysozyme-L99A-implicit", "complex.prmtop"))
-    positions = app.AmberInpcrdFile(openmmtools_data("T4-lysozyme-L99A-implicit", "complex.crd")).positions
-    topology = prmtop.topology
-    mm_system = prmtop.createSystem(nonbondedMethod=app.CutoffNonPeriodic, nonbondedCutoff=1.5 * unit.nanometer,
-                                    constraints=app.HBonds, implicitSolvent=app.OBC2)
-    ligand = [atom.index for atom in topology.atoms() if atom.residue.name == "TMP"]
-    system = potential.createMixedSystem(topology, mm_system, ligand)
-    print(f"T4 lysozyme L99A + p-xylene: {topology.getNumAtoms()} atoms, {len(ligand)} ML (ANI-1ccx), "
-          "rest Amber/GB-OBC2")
-else:
-    pdb = app.PDBFile(openmmtools_data("T4-lysozyme-L99A-implicit", "ligand.pdb"))
-    topology, positions, ligand = pdb.topology, pdb.positions, None
-    system = potential.createSystem(topology)
-    print("mixed ML/MM systems not available: p-xylene alone in vacuum with ANI-1ccx")
+prmtop = app.AmberPrmtopFile(openmmtools_data("T4-lysozyme-L99A-implicit", "complex.prmtop"))
+positions = app.AmberInpcrdFile(openmmtools_data("T4-lysozyme-L99A-implicit", "complex.crd")).positions
+topology = prmtop.topology
+mm_system = prmtop.createSystem(nonbondedMethod=app.CutoffNonPeriodic, nonbondedCutoff=1.5 * unit.nanometer,
+                                constraints=app.HBonds, implicitSolvent=app.OBC2)
+ligand = [atom.index for atom in topology.atoms() if atom.residue.name == "TMP"]
+system = potential.createMixedSystem(topology, mm_system, ligand)
+print(f"T4 lysozyme L99A + p-xylene: {topology.getNumAtoms()} atoms, {len(ligand)} ML (ANI-1ccx), "
+      "rest Amber/GB-OBC2")
 
 integrator = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, 1.0 * unit.femtosecond)
 platform = openmm.Platform.getPlatformByName(args.platform)

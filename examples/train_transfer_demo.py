@@ -35,7 +35,8 @@ import torch
 
 import openmm_ani
 from openmm_ani.model import ANIModel
-from openmm_ani.modelfile import build_model
+from openmm_ani.model.species import atomic_number_of
+from openmm_ani.formats import build_model
 from openmm_ani.training.build import build_random_model
 from openmm_ani.training.config import small_config
 from openmm_ani.training.data import Dataset, read_h5, shipped_dataset_path
@@ -91,7 +92,7 @@ def holdout(cc: Dataset, mode: str, fraction: float, seed: int) -> Tuple[Dataset
 
 def offset_fit(model_energies: np.ndarray, data: Dataset, elements: Sequence[str]) -> np.ndarray:
     """Per-element offsets (Ha) minimising the squared error of ``model + counts @ offsets`` on ``data``."""
-    numbers = [openmm_ani.species.atomic_number_of(e) for e in elements]
+    numbers = [atomic_number_of(e) for e in elements]
     counts = np.stack([(data.atomic_numbers == z).sum(axis=1) for z in numbers], axis=1).astype(float)
     return np.linalg.lstsq(counts, data.energies - model_energies, rcond=None)[0]
 
@@ -206,7 +207,7 @@ def main() -> None:
 
     # evaluation on the held-out CCSD(T) conformations
     def stacked(models: Sequence[ANIModel]) -> ANIModel:
-        from openmm_ani.modelfile import spec_from_model
+        from openmm_ani.formats import spec_from_model
         from openmm_ani.training.export import stack_specs
 
         return build_model(stack_specs([spec_from_model(m) for m in models], "eval"))
@@ -219,7 +220,7 @@ def main() -> None:
         if refit:
             train_pred, _ = predict(model, cc_train)
             offsets = offset_fit(train_pred, cc_train, elements)
-            numbers = [openmm_ani.species.atomic_number_of(e) for e in elements]
+            numbers = [atomic_number_of(e) for e in elements]
             counts = np.stack([(cc_test.atomic_numbers == z).sum(axis=1) for z in numbers], axis=1)
             predicted = predicted + counts @ offsets
             note = "per-element offsets refitted on the CC training set"

@@ -3,7 +3,7 @@
 
 The folders ship inside the ``torchani==1.2`` wheel on PyPI (``torchani/resources/``).
 This script downloads that wheel with pip (or takes ``--wheel PATH``), reads the
-folders with :mod:`openmm_ani.neurochem` and writes ``openmm_ani/data/<name>.npz``
+folders with :mod:`openmm_ani.formats.neurochem` and writes ``openmm_ani/data/<name>.npz``
 with the wheel's name and SHA-256 as provenance.
 
     python scripts/bundle_models.py [--wheel torchani-1.2-py3-none-any.whl] [--out openmm_ani/data]
@@ -17,8 +17,8 @@ import sys
 import tempfile
 import zipfile
 
-from openmm_ani import modelfile
-from openmm_ani.neurochem import read_folder
+from openmm_ani import formats
+from openmm_ani.formats.neurochem import read_folder
 
 WHEEL_REQUIREMENT = "torchani==1.2"
 #: Bundled model name -> folder inside the wheel's ``torchani/resources``.
@@ -57,7 +57,7 @@ def convert(wheel: str, out_dir: str, names=tuple(FOLDERS)) -> dict:
                 "generated_by": "scripts/bundle_models.py",
             }
             path = os.path.join(out_dir, f"{name}.npz")
-            modelfile.save(spec, path)
+            formats.save(spec, path)
             written[name] = path
     return written
 

@@ -7,7 +7,7 @@ import torch
 
 torch.set_num_threads(1)
 
-DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
+from paths import DATA_DIR
 
 
 @pytest.fixture(scope="session")

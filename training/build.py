@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from openmm_ani.model import ANIModel
-from openmm_ani.modelfile import LayerSpec, ModelSpec, build_model
+from openmm_ani.formats import LayerSpec, ModelSpec, build_model
 
 from .config import ModelConfig
 
@@ -68,13 +68,12 @@ def set_self_energies(model: ANIModel, energies: Sequence[float]) -> None:
     values = [float(e) for e in energies]
     if len(values) != len(model.elements):
         raise ValueError(f"{len(values)} self energies given for elements {model.elements}")
-    device = model.self_energies.energies.device
-    model.self_energies.energies = torch.tensor(values + [0.0], dtype=torch.float64, device=device)
+    model.self_energies.set_values(values)
 
 
 def self_energy_list(model: ANIModel) -> List[float]:
     """The model's self energies (Ha) in ``model.elements`` order."""
-    return [float(e) for e in model.self_energies.energies[:-1].tolist()]
+    return model.self_energies.values()
 
 
 def layers_of(model: ANIModel) -> List[List[torch.nn.Module]]:

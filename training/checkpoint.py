@@ -1,7 +1,7 @@
 """Atomic, resumable training checkpoints.
 
-A checkpoint is one ``torch.save`` file written to ``<path>.tmp`` and moved over
-``<path>`` with :func:`os.replace`, so a crash leaves either the previous or the new
+A checkpoint is one ``torch.save`` file written atomically
+(:func:`openmm_ani.files.atomic_write`), so a crash leaves either the previous or the new
 checkpoint, never a torn one. It holds everything needed to continue a run exactly:
 model and best-model parameters, optimiser and scheduler states, the epoch, the history
 and the random-number generator states (Python, NumPy, torch CPU and CUDA).
@@ -14,10 +14,10 @@ from typing import Any, Dict, Union
 import numpy as np
 import torch
 
-PathLike = Union[str, "os.PathLike[str]"]
+from openmm_ani.files import PathLike, atomic_write
 
 #: Version of the checkpoint layout.
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 
 
 def rng_state() -> Dict[str, Any]:
@@ -38,13 +38,10 @@ def set_rng_state(state: Dict[str, Any]) -> None:
 
 
 def save_checkpoint(state: Dict[str, Any], path: PathLike) -> None:
-    """Write ``state`` to ``path`` atomically (temporary file + ``os.replace``)."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = path + ".tmp"
-    torch.save({"version": CHECKPOINT_VERSION, **state}, tmp)
-    os.replace(tmp, path)
+    """Write ``state`` to ``path`` atomically (its folder is created if needed)."""
+    os.makedirs(os.path.dirname(os.path.abspath(os.fspath(path))), exist_ok=True)
+    with atomic_write(path, "wb") as stream:
+        torch.save({"version": CHECKPOINT_VERSION, **state}, stream)
 
 
 def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> Dict[str, Any]:

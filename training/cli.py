@@ -6,7 +6,6 @@ the trainer) happen only when a sub-command runs.
 """
 
 import argparse
-import importlib
 import json
 import logging
 import os
@@ -97,14 +96,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     s.add_argument("--output", default=None, help="JSON file listing the selected conformations")
     s.set_defaults(func=run_select)
 
-    try:
-        labels = importlib.import_module(".labels", __package__)
-    except ModuleNotFoundError as error:
-        if error.name != "openmm_ani.training.labels":
-            raise
-        logger.debug("openmm_ani.training.labels not available; no 'train labels' command")
-    else:
-        labels.register(commands)
+    from . import labels
+
+    labels.register(commands)
     return train
 
 
@@ -124,7 +118,7 @@ def _finish(args: argparse.Namespace, num_members: int, models: Sequence[Any], h
             name: str, provenance: Dict[str, Any], distributed: Any) -> int:
     from .ensemble import combine_member_files, member_model_file
     from .export import export_models
-    from openmm_ani.modelfile import save
+    from openmm_ani.formats import save
 
     work_dir = args.work_dir
     if distributed is not None and not distributed.is_main:

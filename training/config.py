@@ -14,9 +14,9 @@ import os
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Sequence
 
-from openmm_ani.aev import AEVParameters
-from openmm_ani.modelfile import ModelSpec
-from openmm_ani.networks import CELU, IDENTITY
+from openmm_ani.model.aev_parameters import AEVParameters
+from openmm_ani.formats import ModelSpec
+from openmm_ani.model.networks import CELU, IDENTITY
 
 #: Elements of ANI-1x and ANI-1ccx, in their order.
 CHNO: List[str] = ["H", "C", "N", "O"]
@@ -75,15 +75,9 @@ class ModelConfig:
 
     def to_dict(self) -> Dict[str, Any]:
         """JSON-serialisable form."""
-        p = self.aev
         return {
             "elements": list(self.elements),
-            "aev": {
-                "radial_cutoff": p.radial_cutoff, "angular_cutoff": p.angular_cutoff,
-                "radial_eta": list(p.radial_eta), "radial_shifts": list(p.radial_shifts),
-                "angular_eta": list(p.angular_eta), "angular_zeta": list(p.angular_zeta),
-                "angular_shifts": list(p.angular_shifts), "angle_sections": list(p.angle_sections),
-            },
+            "aev": self.aev.to_dict(),
             "hidden": {e: [int(w) for w in self.hidden[e]] for e in self.elements},
             "activation": int(self.activation),
         }
@@ -93,12 +87,7 @@ class ModelConfig:
         """Inverse of :meth:`to_dict`; a missing key raises ``ValueError`` naming it."""
         try:
             elements = list(data["elements"])
-            a = data["aev"]
-            aev = AEVParameters(
-                float(a["radial_cutoff"]), float(a["angular_cutoff"]), tuple(a["radial_eta"]),
-                tuple(a["radial_shifts"]), tuple(a["angular_eta"]), tuple(a["angular_zeta"]),
-                tuple(a["angular_shifts"]), tuple(a["angle_sections"]), len(elements),
-            )
+            aev = AEVParameters.from_dict(data["aev"], len(elements))
             config = ModelConfig(elements, aev, {e: list(w) for e, w in data["hidden"].items()},
                                  int(data.get("activation", CELU)))
         except KeyError as error:

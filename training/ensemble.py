@@ -12,7 +12,8 @@ import os
 from typing import Callable, List, Optional, Sequence, Tuple
 
 from openmm_ani.model import ANIModel
-from openmm_ani.modelfile import ModelSpec, PathLike, load_spec, save
+from openmm_ani.formats import ModelSpec, load_spec, save
+from openmm_ani.files import PathLike
 
 from .data import Dataset, concatenate
 from .distributed import DistributedContext
@@ -83,7 +84,7 @@ def train_ensemble(
     """
     from dataclasses import replace
 
-    from openmm_ani.modelfile import spec_from_model
+    from openmm_ani.formats import spec_from_model
 
     chosen = list(range(num_members)) if members is None else list(members)
     models, histories = [], []

@@ -13,8 +13,9 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from openmm_ani.model import ANIModel
-from openmm_ani.modelfile import LayerSpec, ModelSpec, PathLike, save, spec_from_model
-from openmm_ani.networks import IDENTITY
+from openmm_ani.files import PathLike
+from openmm_ani.formats import LayerSpec, ModelSpec, save, spec_from_model
+from openmm_ani.model.networks import IDENTITY
 
 logger = logging.getLogger(__name__)
 

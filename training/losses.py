@@ -51,8 +51,7 @@ def network_energies(model: ANIModel, species: Tensor, coordinates: Tensor) -> T
 
 def reference_residuals(model: ANIModel, species: Tensor, energies: Tensor) -> Tensor:
     """``energies - sum(self energies)`` in float64, Ha, ``[B]``."""
-    self_energy = model.self_energies.energies.to(torch.float64)[species].sum(-1)
-    return energies.to(torch.float64) - self_energy
+    return energies.to(torch.float64) - model.self_energies(species)
 
 
 def energy_loss(predicted: Tensor, target: Tensor, num_atoms: Tensor) -> Tensor:

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from openmm_ani.species import atomic_number_of, symbol_of
+from openmm_ani.model.species import atomic_number_of, symbol_of
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
-from openmm_ani.species import atomic_number_of
+from openmm_ani.model.species import atomic_number_of
 
 from .data import Dataset
 

@@ -158,7 +158,8 @@ class Trainer:
         return self.distributed is None or self.distributed.is_main
 
     def _state_copy(self) -> Dict[str, torch.Tensor]:
-        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        return {k: v.detach().clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v)
+                for k, v in self.model.state_dict().items()}
 
     def step(self, batch: Batch) -> Optional[Tuple[LossTerms, torch.Tensor]]:
         """One optimiser step on ``batch`` (the global batch; sharded here when distributed).
@@ -218,8 +219,7 @@ class Trainer:
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         """Restore a :meth:`state_dict` (e.g. from a checkpoint)."""
         self.model.load_state_dict(state["model"])
-        set_self_energies(self.model, state["model"]["self_energies.energies"][:-1].tolist())
-        self.best_state = {k: v.to(self.device) for k, v in state["best_state"].items()}
+        self.best_state = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in state["best_state"].items()}
         for optimizer, s in zip(self.optimizers, state["optimizers"]):
             optimizer.load_state_dict(s)
         self.schedule.load_state_dict(state["schedule"])
@@ -255,7 +255,6 @@ class Trainer:
             logger.info("stopped: %s", self.stop_reason)
         if self.config.restore_best:
             self.model.load_state_dict(self.best_state)
-            set_self_energies(self.model, self.best_state["self_energies.energies"][:-1].tolist())
         return self.history
 
     def _run_epoch(self) -> None:
@@ -294,9 +293,8 @@ class Trainer:
 def _own_buffer_memory(model: torch.nn.Module) -> None:
     """Give every buffer its own memory (some AEV constants are stride-0 views, which DDP cannot broadcast)."""
     for module in model.modules():
-        for name, buffer in list(module._buffers.items()):
-            if buffer is not None:
-                module._buffers[name] = buffer.clone(memory_format=torch.contiguous_format)
+        for name, buffer in list(module.named_buffers(recurse=False)):
+            setattr(module, name, buffer.clone(memory_format=torch.contiguous_format))
 
 
 def copy_model(model: ANIModel) -> ANIModel:

@@ -18,7 +18,8 @@ from typing import Dict, List, Optional, Sequence, Union
 import torch
 
 from openmm_ani.model import ANIModel
-from openmm_ani.modelfile import ModelSpec, PathLike, build_model
+from openmm_ani.files import PathLike
+from openmm_ani.formats import ModelSpec, build_model
 from openmm_ani.models import load_model_spec
 
 from .build import set_self_energies

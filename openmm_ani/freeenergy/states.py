@@ -7,7 +7,7 @@ import openmm
 from openmm import unit
 from openmmtools import states
 
-from ..mixed import LAMBDA_PARAMETER
+from ..openmm.embedding import LAMBDA_PARAMETER
 
 
 class InterpolationState(states.GlobalParameterState):

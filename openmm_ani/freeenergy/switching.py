@@ -15,7 +15,7 @@ import numpy as np
 import openmm
 from openmm import unit
 
-from ..mixed import LAMBDA_PARAMETER
+from ..openmm.embedding import LAMBDA_PARAMETER
 from .settings import ProtocolSettings
 
 logger = logging.getLogger(__name__)

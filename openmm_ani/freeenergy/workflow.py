@@ -95,8 +95,7 @@ def run_leg(leg: LegInput, settings: ProtocolSettings, output_dir: str, progress
         ``{"equilibrium": ..., "switching": ..., "summary": ...}`` (kT and kcal/mol) on MPI
         rank 0, ``None`` on other ranks.
     """
-    from ..potential import ANIPotential
-    from ..mixed import create_mixed_system
+    from ..openmm import ANIPotential
     from .equilibrium import run_replica_exchange
     from .plots import plot_overlap, plot_work
     from .switching import run_switching
@@ -105,7 +104,7 @@ def run_leg(leg: LegInput, settings: ProtocolSettings, output_dir: str, progress
     directory = os.path.join(output_dir, leg.name)
     os.makedirs(directory, exist_ok=True)
     potential = ANIPotential(settings.model, precision=settings.precision)
-    system = create_mixed_system(potential, leg.topology, leg.system, leg.ml_atoms, interpolate=True, backend="python")
+    system = potential.createMixedSystem(leg.topology, leg.system, leg.ml_atoms, interpolate=True)
     positions = minimize_mm(leg, settings.platform, settings.minimize_iterations) if settings.minimize else leg.positions
     equilibrium = None
     if settings.n_iterations > 0:

@@ -1,0 +1,62 @@
+"""The ``openmm-ani`` command line (also ``python -m openmm_ani``): one module per command.
+
+==============  ==========================================================
+``energy``      single points / trajectory rescoring with ensemble disagreement
+``simulate``    Langevin MD (pure ANI, or ML/MM with ``--ml-selection``)
+``export``      TorchScript file for ``openmmtorch.TorchForce``
+``benchmark``   MD speed next to openmm-ml
+``fe_correct``  the MM -> ML/MM binding free-energy correction
+``train``       the training subpackage's commands
+==============  ==========================================================
+
+Each command module registers its arguments and maps them onto library functions
+(:mod:`openmm_ani.simulation`, :mod:`openmm_ani.freeenergy`, ...); :mod:`.common` holds the
+error convention: one ``openmm-ani: error: ...`` line and exit status 1. Heavy imports
+happen inside the commands, so ``--help`` stays fast.
+"""
+
+import sys
+from typing import Optional, Sequence
+
+from . import benchmark, energy, export, fe_correct, simulate, train
+from .common import EXIT_FAILURE, EXIT_INTERRUPTED, PROG, ArgumentParser, CommandError, emit, error_line, expected_errors
+
+#: The command modules, in the order ``--help`` lists them.
+COMMANDS = (energy, simulate, export, benchmark, fe_correct, train)
+
+
+def build_parser() -> ArgumentParser:
+    """The argument parser with all subcommands."""
+    from .. import __version__
+
+    parser = ArgumentParser(prog=PROG, description="ANI neural-network potentials for OpenMM")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for command in COMMANDS:
+        command.register(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``openmm-ani``; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, --version (0) and usage errors (1, already reported)
+        return int(stop.code or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        emit(f"{PROG}: interrupted", sys.stderr)
+        return EXIT_INTERRUPTED
+    except expected_errors() as error:
+        emit(f"{PROG}: error: {error_line(error)}", sys.stderr)
+        return EXIT_FAILURE
+
+
+__all__ = ["CommandError", "build_parser", "main"]
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""``openmm-ani simulate``: Langevin MD with ANI (pure ANI, or ML/MM with ``--ml-selection``)."""
+
+import argparse
+from typing import Any
+
+from ..simulation.inputs import IMPLICIT_SOLVENTS
+from .common import emit, model_arguments, non_negative_int, positive_int, potential_from_args
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``simulate`` subcommand."""
+    simulate = subparsers.add_parser("simulate", help="Langevin MD with ANI (pure ANI, or ML/MM with --ml-selection)")
+    simulate.add_argument("input", help="PDB, mol2, or inpcrd/rst7 with --top")
+    simulate.add_argument("--top", help="topology file (prmtop: also the MM force field for --ml-selection)")
+    simulate.add_argument("--ml-selection", help="mdtraj selection of the ML atoms (rest MM; needs --top prmtop or --forcefield)")
+    simulate.add_argument("--forcefield", nargs="+", help="OpenMM force field XML files for the MM part")
+    simulate.add_argument("--implicit-solvent", choices=list(IMPLICIT_SOLVENTS), help="implicit solvent of the prmtop MM part")
+    simulate.add_argument("--periodic", choices=["auto", "yes", "no"], default="auto")
+    simulate.add_argument("--steps", type=non_negative_int, default=1000)
+    simulate.add_argument("--timestep", type=float, default=0.5, help="fs (default 0.5)")
+    simulate.add_argument("--temperature", type=float, default=300.0, help="K (default 300)")
+    simulate.add_argument("--friction", type=float, default=1.0, help="1/ps (default 1)")
+    simulate.add_argument("--minimize", type=non_negative_int, default=0, metavar="N", help="minimise first, at most N iterations")
+    simulate.add_argument("--platform", default="CPU", help="OpenMM platform (default CPU)")
+    simulate.add_argument("--threads", type=non_negative_int, default=0, help="CPU platform threads (default: OpenMM's choice)")
+    simulate.add_argument("--torch-threads", type=positive_int, default=1,
+                          help="torch intra-op threads (default 1: small ML regions gain nothing from more, "
+                               "and they would compete with OpenMM's threads)")
+    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("--report-interval", type=positive_int, default=100)
+    simulate.add_argument("--disagreement-threshold", type=float, default=None,
+                          help="warn when the ensemble energy std exceeds this (kJ/mol)")
+    simulate.add_argument("--output", default="openmm-ani-md", help="output prefix (.dcd, .csv, .disagreement.csv)")
+    simulate.add_argument("--quiet", action="store_true", help="no progress bar")
+    model_arguments(simulate, "single")
+    simulate.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Langevin MD with progress bar, DCD and state data output; prints ns/day."""
+    import torch
+
+    from ..openmm import region_treatment
+    from ..simulation import create_mm_system, load_structure, run_md, select_atoms
+    from ..simulation.md import MDSettings
+
+    settings = MDSettings(
+        steps=args.steps, timestep_fs=args.timestep, temperature_k=args.temperature, friction_per_ps=args.friction,
+        minimize_iterations=args.minimize, platform=args.platform, threads=args.threads, seed=args.seed,
+        report_interval=args.report_interval, output=args.output, disagreement_threshold=args.disagreement_threshold,
+    )
+    settings.validate()
+    torch.set_num_threads(args.torch_threads)
+    traj = load_structure(args.input, args.top)
+    potential = potential_from_args(args)
+    atoms = select_atoms(traj, args.ml_selection)
+    treatment = region_treatment(traj.unitcell_vectors is not None, atoms is not None, args.periodic)
+    topology = traj.topology.to_openmm()
+    topology.setPeriodicBoxVectors(traj.openmm_boxes(0) if treatment.uses_box else None)
+    if atoms is None:
+        system = potential.createSystem(topology)
+    else:
+        prmtop = args.top if args.top is not None and args.top.lower().endswith((".prmtop", ".parm7")) else None
+        mm_system = create_mm_system(topology, prmtop=prmtop, forcefield=args.forcefield, implicit_solvent=args.implicit_solvent)
+        system = potential.createMixedSystem(topology, mm_system, atoms)
+    result = run_md(topology, system, traj.openmm_positions(0), settings, potential, ml_atoms=atoms, progress=not args.quiet)
+    emit(f"initial potential energy: {result.initial_energy:.4f} kJ/mol")
+    emit(f"final potential energy: {result.final_energy:.4f} kJ/mol")
+    if result.steps:
+        emit(f"{result.steps} steps in {result.seconds:.2f} s: {result.ms_per_step:.3f} ms/step, {result.ns_per_day:.3f} ns/day")
+    paths = settings.paths()
+    emit(f"trajectory: {paths['trajectory']}  state data: {paths['state_data']}  disagreement: {paths['disagreement']}")
+    return 0

@@ -1,0 +1,50 @@
+"""Building openmm-torch ``TorchForce`` objects around the ANI boundary module.
+
+:func:`create_module` compiles :class:`~openmm_ani.openmm.module.ANIForceModule` with
+TorchScript; :func:`create_torch_force` wraps it in a ``TorchForce``.
+"""
+
+from typing import Any, Optional, Sequence
+
+import torch
+
+from ..model import ANIModel
+from .module import ANIForceModule
+from .openmmtorch import import_openmmtorch
+
+
+def create_module(
+    model: ANIModel,
+    atomic_numbers: Sequence[int],
+    atoms: Optional[Sequence[int]] = None,
+    periodic: bool = False,
+    make_whole: bool = False,
+) -> torch.jit.ScriptModule:
+    """The TorchScript ANI module of a set of atoms (see :class:`ANIForceModule` for the arguments).
+
+    Returns
+    -------
+    torch.jit.ScriptModule
+        ``forward(positions [N, 3] nm, boxvectors [3, 3] nm or None) -> energy`` (kJ/mol, 0-d),
+        ``member_energies(...) -> [M]`` kJ/mol.
+    """
+    return torch.jit.script(ANIForceModule(model, atomic_numbers, atoms=atoms, periodic=periodic, make_whole=make_whole))
+
+
+def create_torch_force(module: torch.jit.ScriptModule, uses_box: bool, name: str) -> Any:
+    """An ``openmmtorch.TorchForce`` evaluating ``module`` (energy in kJ/mol, forces by autograd).
+
+    Parameters
+    ----------
+    module
+        A module made by :func:`create_module`.
+    uses_box
+        The module takes box vectors (periodic or made whole).
+    name
+        The force's name.
+    """
+    openmmtorch = import_openmmtorch()
+    force = openmmtorch.TorchForce(module)
+    force.setUsesPeriodicBoundaryConditions(bool(uses_box))
+    force.setName(name)
+    return force
