@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from ..files import atomic_write
     from ..openmm import region_treatment
     from ..openmm.reporter import DisagreementEvaluator
-    from ..simulation import atomic_numbers_of, load_structure, select_atoms
+    from ..simulation import atomic_numbers_of, check_positions, load_structure, select_atoms
     from ..units import HARTREE_TO_KJ_PER_MOL
 
     traj = load_structure(args.input, args.top)
@@ -44,9 +44,7 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for frame in range(traj.n_frames):
         xyz = np.asarray(traj.xyz[frame], dtype=np.float64)
-        bad = np.nonzero(~np.isfinite(xyz).all(axis=1))[0]
-        if bad.size:
-            raise ValueError(f"frame {frame} of {args.input}: coordinates of atoms {bad.tolist()} are NaN or infinite")
+        check_positions(xyz, atoms, f"frame {frame} of {args.input}")
         box = traj.unitcell_vectors[frame] if treatment.uses_box else None
         result = evaluator(xyz, box, forces=not args.no_forces)
         rows.append([frame, result.energy, result.energy / HARTREE_TO_KJ_PER_MOL, result.energy_std, result.force_spread])

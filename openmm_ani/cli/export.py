@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     """Write the TorchScript file of the ANI force."""
     from ..model.species import atomic_number_of
     from ..openmm import region_treatment
-    from ..simulation import atomic_numbers_of, load_structure, select_atoms
+    from ..simulation import atomic_numbers_of, check_positions, load_structure, select_atoms
     from .common import CommandError
 
     if (args.input is None) == (args.elements is None):
@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if args.input is not None:
         traj = load_structure(args.input, args.top)
         atoms = select_atoms(traj, args.ml_selection)
+        check_positions(traj.xyz[0], atoms, args.input)
         numbers = atomic_numbers_of(traj, atoms)
         treatment = region_treatment(traj.unitcell_vectors is not None, atoms is not None, args.periodic)
     else:

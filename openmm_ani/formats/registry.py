@@ -5,6 +5,7 @@ The published ANI-1ccx and ANI-1x 8-model ensembles are bundled in the native fo
 needs no network.
 """
 
+import hashlib
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -66,6 +67,35 @@ def load_model_spec(name_or_path: PathLike) -> ModelSpec:
         f"unknown model {key!r}: not a registered name, a model file or a NeuroChem folder; "
         f"available models: {', '.join(available_models())}"
     )
+
+
+def model_fingerprint(name_or_path: PathLike) -> str:
+    """What identifies a model's parameters, for resumable jobs: a registered name, or the SHA-256 of its file(s).
+
+    A model file gives ``sha256:<hex>``; a NeuroChem folder the SHA-256 of its files' names and
+    hashes (sorted), so a copy elsewhere has the same fingerprint and an edited one does not.
+
+    Raises
+    ------
+    ValueError
+        For a name that is neither registered nor an existing file or folder.
+    """
+    from ..files import sha256_of
+
+    key = os.fspath(name_or_path)
+    if key.lower() in MODELS:
+        return key.lower()
+    if os.path.isfile(key):
+        return "sha256:" + sha256_of(key)
+    if os.path.isdir(key):
+        digest = hashlib.sha256()
+        for directory, folders, files in sorted(os.walk(key)):
+            folders.sort()
+            for name in sorted(files):
+                path = os.path.join(directory, name)
+                digest.update(f"{os.path.relpath(path, key)}={sha256_of(path)}\n".encode())
+        return "sha256-folder:" + digest.hexdigest()
+    raise ValueError(f"unknown model {key!r}: not a registered name, a model file or a NeuroChem folder")
 
 
 def load(

@@ -176,6 +176,8 @@ class EnsembleDisagreementReporter:
         :class:`EnsembleDisagreementWarning` is issued (once per upward crossing); ``None`` = never.
     forces
         Also report the force spread.
+    append
+        Continue an existing file: open a path in append mode and write no header line.
 
     Notes
     -----
@@ -194,6 +196,7 @@ class EnsembleDisagreementReporter:
         ml_atoms: Optional[Sequence[int]] = None,
         threshold: Any = None,
         forces: bool = True,
+        append: bool = False,
     ) -> None:
         if int(reportInterval) < 1:
             raise ValueError(f"reportInterval must be a positive number of steps, got {reportInterval}")
@@ -212,12 +215,13 @@ class EnsembleDisagreementReporter:
         self.exceeded: List[int] = []
         self._above = False
         if isinstance(file, (str, os.PathLike)):
-            self._out: IO[str] = open(file, "w")
+            self._out: IO[str] = open(file, "a" if append else "w")
             self._own = True
         else:
             self._out = file
             self._own = False
-        self._out.write("#step,time_ps,energy_kJ/mol,energy_std_kJ/mol,force_spread_kJ/mol/nm\n")
+        if not append:
+            self._out.write("#step,time_ps,energy_kJ/mol,energy_std_kJ/mol,force_spread_kJ/mol/nm\n")
 
     def describeNextReport(self, simulation: Any) -> Tuple[int, bool, bool, bool, bool, bool]:
         """Steps to the next report; positions are needed, unwrapped."""

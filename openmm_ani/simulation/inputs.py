@@ -3,10 +3,19 @@
 Everything here is library code used by the command line (``openmm-ani energy``, ``simulate``,
 ``export``, ``fe-correct``) and importable on its own. Errors are ``ValueError`` or
 ``FileNotFoundError`` with one line naming the file, option or atoms.
+
+Files are checked as they are read: a DCD trajectory whose header lists more frames than the
+file holds (a run killed while writing, a partial copy) is refused instead of being read in
+part, and a PDB file whose atoms lack the element column is refused where mdtraj and OpenMM
+would infer different elements from the atom names (`` CL1``: carbon for one, chlorine for the
+other). :func:`check_positions` refuses non-finite coordinates and atoms at the same position.
 """
 
+import contextlib
 import os
-from typing import TYPE_CHECKING, Any, List, Optional, Sequence
+import struct
+import sys
+from typing import TYPE_CHECKING, Any, Iterator, List, Optional, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import openmm
@@ -17,6 +26,10 @@ IMPLICIT_SOLVENTS = ("HCT", "OBC1", "OBC2", "GBn", "GBn2")
 
 #: Direct-space cutoff of the PME MM systems built here, nm.
 PME_CUTOFF_NM = 1.0
+
+#: Two atoms closer than this (nm) are "at the same position": 0.001 Å, the resolution of a PDB
+#: file, far below any real interatomic distance (a duplicated atom, or a coordinate typo).
+MIN_SEPARATION_NM = 1e-4
 
 
 def require_file(path: str, what: str = "input file") -> str:
@@ -54,15 +67,169 @@ def load_structure(path: str, topology: Optional[str] = None) -> Any:
     import mdtraj
 
     try:
-        if topology is None:
-            return mdtraj.load(path)
-        if path.lower().endswith(".crd") and topology.lower().endswith((".prmtop", ".parm7")):
-            # Amber's .crd is usually a restart/inpcrd file, which mdtraj reads as mdcrd by extension
-            return mdtraj.load_restrt(path, top=topology)
-        return mdtraj.load(path, top=topology)
-    except (OSError, ValueError, KeyError, IndexError, TypeError) as error:
+        with _quiet_stdout(path.lower().endswith(".dcd")):
+            if topology is None:
+                traj = mdtraj.load(path)
+            elif path.lower().endswith(".crd") and topology.lower().endswith((".prmtop", ".parm7")):
+                # Amber's .crd is usually a restart/inpcrd file, which mdtraj reads as mdcrd by extension
+                traj = mdtraj.load_restrt(path, top=topology)
+            else:
+                traj = mdtraj.load(path, top=topology)
+    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error) as error:
         with_top = f" with topology {topology}" if topology else ""
-        raise ValueError(f"cannot read {path}{with_top}: {error}") from None
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"cannot read {path}{with_top}: {first[:300]}") from None
+    if traj.n_frames == 0 or traj.n_atoms == 0:
+        raise ValueError(f"{path} holds no {'frames' if traj.n_atoms else 'atoms'}")
+    if path.lower().endswith(".dcd"):
+        check_dcd_complete(path, traj.n_frames)
+    for pdb in (path, topology):
+        if pdb is not None and pdb.lower().endswith((".pdb", ".ent")):
+            check_pdb_elements(pdb, traj.topology)
+    return traj
+
+
+@contextlib.contextmanager
+def _quiet_stdout(active: bool) -> Iterator[None]:
+    """Silence what C code prints on file descriptor 1 (mdtraj's DCD plugin chatters there)."""
+    if not active:
+        yield
+        return
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stdout (captured, closed): nothing to silence
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), fd)
+            yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
+def check_dcd_complete(path: str, frames_read: int) -> None:
+    """Refuse a DCD file that holds fewer complete frames than its header lists.
+
+    Parameters
+    ----------
+    path
+        The DCD file (CHARMM layout, as OpenMM and mdtraj write it, either byte order).
+    frames_read
+        Frames mdtraj read from it.
+
+    Raises
+    ------
+    ValueError
+        If the header's frame count exceeds the frames read, or the file size does not match
+        the header (a frame cut off part way), naming the file and both counts.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(100)
+        size = os.fstat(handle.fileno()).st_size
+    order = next((o for o in ("<", ">") if len(head) >= 100 and struct.unpack(o + "i", head[:4])[0] == 84), None)
+    if order is None or head[4:8] != b"CORD":
+        return  # not the CHARMM layout checked here; mdtraj has read it
+    listed, fixed, has_box = (struct.unpack(order + "i", head[k:k + 4])[0] for k in (8, 40, 48))
+    if listed > frames_read:
+        raise ValueError(f"{path} is truncated: its header lists {listed} frames but only {frames_read} are complete")
+    with open(path, "rb") as handle:
+        handle.seek(92)
+        title_bytes = struct.unpack(order + "i", handle.read(4))[0]
+        handle.seek(92 + 4 + title_bytes + 4 + 4)
+        atoms = struct.unpack(order + "i", handle.read(4))[0]
+    if fixed or listed <= 0:
+        return  # fixed-atom files and files that do not keep the count: the frame count above is all we check
+    header = 92 + 4 + title_bytes + 4 + 12
+    frame = (56 if has_box else 0) + 3 * (8 + 4 * atoms)
+    if size != header + listed * frame:
+        complete = max(0, (size - header) // frame)
+        raise ValueError(
+            f"{path} is damaged: {size} bytes, but a header and {listed} frames of {atoms} atoms take "
+            f"{header + listed * frame} bytes ({complete} complete frames)"
+        )
+
+
+def check_pdb_elements(path: str, topology: Any) -> None:
+    """Refuse a PDB file whose atoms, lacking the element column, mdtraj and OpenMM read as different elements.
+
+    Parameters
+    ----------
+    path
+        The PDB file.
+    topology
+        mdtraj's topology of it.
+
+    Raises
+    ------
+    ValueError
+        Naming the atoms (index, residue, name) and both readings, and how to fix the file.
+    """
+    with open(path, errors="replace") as handle:
+        missing = any(
+            line.startswith(("ATOM  ", "HETATM")) and line[76:78].strip() == "" for line in handle
+        )
+    if not missing:
+        return
+    from openmm import app
+
+    try:
+        theirs = [atom.element for atom in app.PDBFile(path).topology.atoms()]
+    except Exception as error:  # OpenMM's reader raises several types; a file it cannot read is refused by name
+        raise ValueError(f"cannot read {path} with OpenMM to check its elements: {error}") from None
+    ours = [atom.element for atom in topology.atoms]
+    if len(theirs) != len(ours):
+        raise ValueError(f"{path}: OpenMM reads {len(theirs)} atoms, mdtraj {len(ours)}")
+    differ = []
+    for k, (atom, mine, other) in enumerate(zip(topology.atoms, ours, theirs)):
+        a = None if mine is None else mine.symbol
+        b = None if other is None else other.symbol
+        if a != b:
+            differ.append(f"{k} ({atom.residue.name}:{atom.name}: {a} or {b})")
+    if differ:
+        shown = ", ".join(differ[:10]) + (f" and {len(differ) - 10} more" if len(differ) > 10 else "")
+        raise ValueError(
+            f"{path}: the element of atoms {shown} is ambiguous without the element column; "
+            "write the element symbols in columns 77-78"
+        )
+
+
+def check_positions(xyz: Any, atoms: Optional[Sequence[int]] = None, where: str = "") -> None:
+    """Refuse non-finite coordinates and atoms at the same position.
+
+    Parameters
+    ----------
+    xyz
+        ``[N, 3]`` positions of all atoms, nm.
+    atoms
+        The atoms to check (``None``: all); indices in messages are indices into ``xyz``.
+    where
+        Prefix of the message (file and frame).
+
+    Raises
+    ------
+    ValueError
+        Naming the atoms whose coordinates are NaN or infinite, or the first pairs of atoms
+        closer than :data:`MIN_SEPARATION_NM` (0.001 Å).
+    """
+    import numpy as np
+    from scipy.spatial import cKDTree
+
+    x = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+    index = np.arange(len(x)) if atoms is None else np.asarray(list(atoms), dtype=np.int64)
+    sub = x[index]
+    prefix = f"{where}: " if where else ""
+    bad = index[~np.isfinite(sub).all(axis=1)]
+    if bad.size:
+        raise ValueError(f"{prefix}coordinates of atoms {bad.tolist()[:20]} are NaN or infinite")
+    pairs = sorted((int(index[i]), int(index[j])) for i, j in cKDTree(sub).query_pairs(MIN_SEPARATION_NM))
+    if pairs:
+        shown = ", ".join(f"{i} and {j}" for i, j in sorted(tuple(sorted(p)) for p in pairs)[:5])
+        more = f" ({len(pairs)} pairs)" if len(pairs) > 5 else ""
+        raise ValueError(f"{prefix}atoms {shown} are at the same position{more} (closer than 0.001 Å)")
 
 
 def select_atoms(traj: Any, selection: Optional[str]) -> Optional[List[int]]:
