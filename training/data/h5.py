@@ -7,19 +7,27 @@ Two on-disk layouts are read (both documented in ``docs/training-data.md``):
   one array per label named ``<level of theory>.<property>``, e.g.
   ``wb97x_dz.energy`` ``[C]`` (Ha), ``wb97x_dz.forces`` ``[C, N, 3]`` (Ha/Å),
   ``ccsd(t)_cbs.energy`` ``[C]`` (Ha). NaN marks a missing label; a conformation
-  whose requested labels contain NaN is skipped for that request only;
+  whose requested labels contain NaN is skipped for that request only (and counted in a
+  warning);
 * the **simple user format**: the same arrays, but ``atomic_numbers`` may be
   per conformation, ``[C, N]`` with 0 as padding, and the arrays may sit in the
   file's root group instead of one group per molecule.
 
 Files are read into :class:`~.dataset.Dataset` objects. h5py is imported inside the
 functions that read or write files so that importing this module stays light.
+
+Nothing is dropped without a word: after reading, one warning per reason (logger
+``openmm_ani.training.data.h5``) says how many molecules and conformations were skipped —
+molecules with elements outside the requested set, groups with coordinates but no
+``atomic_numbers``, conformations whose energy or forces are NaN. Negative atomic numbers are
+an error (0 is padding; a negative number is neither an element nor padding).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -52,8 +60,45 @@ def _open_h5(path: PathLike) -> Any:
         raise ValueError(f"{path}: not a readable HDF5 file ({err})") from err
 
 
-def _molecule_groups(h5: Any) -> List[Tuple[str, Any]]:
-    """All groups (root included) that hold an ``atomic_numbers`` dataset, sorted by name."""
+@dataclass
+class _Skipped:
+    """What a read left out, by reason: molecule (group) names and conformation counts."""
+
+    elements: Dict[str, int] = field(default_factory=dict)  # group -> conformations, elements outside the set
+    unlabelled_groups: Dict[str, int] = field(default_factory=dict)  # group -> conformations, no atomic_numbers
+    nan_energy: int = 0
+    nan_forces: int = 0
+    foreign: Dict[str, List[int]] = field(default_factory=dict)  # group -> atomic numbers outside the set
+
+    def report(self, path: str, energy_key: str, force_key: Optional[str], elements: Optional[Sequence[str]]) -> None:
+        """One warning per reason, with counts and the first few molecules."""
+
+        def names(groups: Mapping[str, Any]) -> str:
+            shown = [g.lstrip("/") or "/" for g in list(groups)[:5]]
+            return ", ".join(shown) + (f" and {len(groups) - 5} more" if len(groups) > 5 else "")
+
+        if self.elements:
+            found = sorted({z for zs in self.foreign.values() for z in zs})
+            logger.warning("%s: skipped %d molecule(s) (%d conformations) with elements outside %s (atomic numbers %s): %s",
+                           path, len(self.elements), sum(self.elements.values()), ",".join(elements or []), found,
+                           names(self.elements))
+        if self.unlabelled_groups:
+            logger.warning("%s: skipped %d group(s) (%d conformations) that have coordinates but no 'atomic_numbers': %s",
+                           path, len(self.unlabelled_groups), sum(self.unlabelled_groups.values()),
+                           names(self.unlabelled_groups))
+        if self.nan_energy:
+            logger.warning("%s: skipped %d conformation(s) whose %r is NaN or infinite (NaN marks a missing label)",
+                           path, self.nan_energy, energy_key)
+        if self.nan_forces:
+            logger.warning("%s: skipped %d conformation(s) whose %r has NaN or infinite values", path, self.nan_forces,
+                           force_key)
+
+
+def _molecule_groups(h5: Any, skipped: Optional[_Skipped] = None) -> List[Tuple[str, Any]]:
+    """All groups (root included) that hold an ``atomic_numbers`` dataset, sorted by name.
+
+    Groups with a ``coordinates`` dataset but no ``atomic_numbers`` are recorded in ``skipped``.
+    """
     import h5py
 
     found: List[Tuple[str, Any]] = []
@@ -61,6 +106,9 @@ def _molecule_groups(h5: Any) -> List[Tuple[str, Any]]:
     def visit(name: str, group: Any) -> None:
         if "atomic_numbers" in group and isinstance(group["atomic_numbers"], h5py.Dataset):
             found.append((name, group))
+        elif skipped is not None and "coordinates" in group and isinstance(group["coordinates"], h5py.Dataset):
+            shape = group["coordinates"].shape
+            skipped.unlabelled_groups[name] = int(shape[0]) if shape else 0
         for key in sorted(group.keys()):
             child = group.get(key, getlink=False)
             if isinstance(child, h5py.Group):
@@ -91,8 +139,9 @@ def _group_chunks(
     force_key: Optional[str],
     chunk_size: int,
     allowed: Optional[np.ndarray],
+    skipped: _Skipped,
 ) -> Iterator[Dataset]:
-    """Read one molecule group in slices of ``chunk_size`` conformations, dropping NaN labels."""
+    """Read one molecule group in slices of ``chunk_size`` conformations, dropping (and counting) NaN labels."""
     try:
         z_all = np.asarray(group["atomic_numbers"][()], dtype=np.int64)
         coords = _check_key(path, gname, group, "coordinates")
@@ -112,9 +161,14 @@ def _group_chunks(
         raise ValueError(f"{path}: group {gname!r}: {energy_key!r} must be [{c}], got {energies.shape}")
     if forces is not None and forces.shape != (c, n, 3):
         raise ValueError(f"{path}: group {gname!r}: {force_key!r} must be [{c}, {n}, 3], got {forces.shape}")
+    if (z_all < 0).any():
+        negative = sorted(set(z_all[z_all < 0].tolist()))
+        raise ValueError(f"{path}: group {gname!r}: negative atomic numbers {negative} (elements are >= 1, 0 marks padding)")
     if allowed is not None:
         present = np.unique(z_all[z_all > 0])
         if not np.all(np.isin(present, allowed)):
+            skipped.elements[gname] = c
+            skipped.foreign[gname] = [int(z) for z in present[~np.isin(present, allowed)]]
             return
     for start in range(0, c, chunk_size):
         stop = min(c, start + chunk_size)
@@ -125,8 +179,12 @@ def _group_chunks(
         except (OSError, RuntimeError) as err:
             raise ValueError(f"{path}: group {gname!r}: data could not be read ({err})") from err
         keep = np.isfinite(e)
+        skipped.nan_energy += int((~keep).sum())
         if f is not None:
-            keep &= np.isfinite(f).all(axis=(1, 2))
+            real = (np.broadcast_to(z_all, (c, n))[start:stop] if z_all.ndim == 1 else z_all[start:stop]) > 0
+            finite_forces = np.isfinite(np.where(real[..., None], f, 0.0)).all(axis=(1, 2))
+            skipped.nan_forces += int((keep & ~finite_forces).sum())
+            keep &= finite_forces
         if not keep.any():
             continue
         z = np.broadcast_to(z_all, (c, n))[start:stop] if z_all.ndim == 1 else z_all[start:stop]
@@ -176,22 +234,24 @@ def iter_h5(
     ------
     Dataset
         Conformations whose requested labels are all finite (NaN = missing).
+        What was skipped, and why, is logged as warnings once the file is read.
 
     Raises
     ------
     ValueError
         Corrupt/unreadable file (names the file), a group without the requested
-        key (names file, group and key), inconsistent shapes, or no molecule
-        groups at all.
+        key (names file, group and key), inconsistent shapes, negative atomic
+        numbers, or no molecule groups at all.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     path = os.fspath(path)
     allowed = _element_filter(elements)
     h5 = _open_h5(path)
+    skipped = _Skipped()
     with h5:
         try:
-            groups = _molecule_groups(h5)
+            groups = _molecule_groups(h5, skipped)
         except (OSError, RuntimeError, KeyError) as err:
             raise ValueError(f"{path}: HDF5 structure could not be read ({err})") from err
         if not groups:
@@ -199,7 +259,7 @@ def iter_h5(
         pending: List[Dataset] = []
         count = 0
         for gname, group in groups:
-            for part in _group_chunks(path, gname, group, energy_key, force_key, chunk_size, allowed):
+            for part in _group_chunks(path, gname, group, energy_key, force_key, chunk_size, allowed, skipped):
                 while len(part):
                     take = min(len(part), chunk_size - count)
                     pending.append(part.subset(np.arange(take)) if take < len(part) else part)
@@ -210,6 +270,7 @@ def iter_h5(
                         pending, count = [], 0
         if pending:
             yield concatenate(pending)
+    skipped.report(path, energy_key, force_key, elements)
 
 
 def read_h5(
