@@ -3,6 +3,10 @@
 :func:`register` adds the ``train`` command to an ``argparse`` sub-parser collection; each
 sub-command sets ``func`` (``func(args) -> int``, the exit status). Heavy imports (h5py,
 the trainer) happen only when a sub-command runs.
+
+``pretrain`` and ``transfer`` resume from their work directory only when the settings that
+shaped its members are the same (:mod:`.resume`); ``--overwrite`` starts afresh. Ctrl-C leaves
+the last completed epoch's checkpoint (written atomically), from which a rerun continues.
 """
 
 import argparse
@@ -12,6 +16,8 @@ import os
 import sys
 from dataclasses import asdict
 from typing import Any, Dict, List, Optional, Sequence
+
+from openmm_ani.files import write_text
 
 logger = logging.getLogger(__name__)
 
@@ -29,23 +35,68 @@ def _shipped_data() -> str:
 
 def _layers(text: str) -> List[int]:
     try:
-        return [int(v) for v in text.split(",") if v.strip() != ""]
+        layers = [int(v) for v in text.split(",") if v.strip() != ""]
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"expected comma-separated layer indices such as 0,2, got {text!r}") from error
+    if any(k < 0 for k in layers):
+        raise argparse.ArgumentTypeError(f"layer indices must be >= 0, got {text!r}")
+    return layers
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _output_file(text: str) -> str:
+    """A file that can be written: its folder exists and it is not a folder itself."""
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text} is a folder, not a file")
+    folder = os.path.dirname(os.path.abspath(text))
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"cannot write {text}: folder {folder} does not exist")
+    return text
 
 
 def _add_training_options(parser: argparse.ArgumentParser, epochs: int, lr: float, batch_size: int) -> None:
     parser.add_argument("--data", default=None, help="HDF5 training data (default: the shipped CHNO set)")
-    parser.add_argument("--output", required=True, help="output model file (.npz, openmm-ani format)")
+    parser.add_argument("--output", required=True, type=_output_file, help="output model file (.npz, openmm-ani format)")
     parser.add_argument("--work-dir", default=None, help="checkpoints, member files and learning curves "
-                        "(default: <output>.work); an interrupted run resumes from here")
-    parser.add_argument("--epochs", type=int, default=epochs, help="maximum epochs per member")
-    parser.add_argument("--batch-size", type=int, default=batch_size, help="conformations per step")
-    parser.add_argument("--lr", type=float, default=lr, help="AdamW learning rate of the weights")
-    parser.add_argument("--bias-lr", type=float, default=None, help="SGD learning rate of the biases (default: --lr)")
-    parser.add_argument("--patience", type=int, default=10, help="ReduceLROnPlateau patience (epochs)")
-    parser.add_argument("--early-stopping", type=int, default=50, help="stop after this many epochs without improvement")
-    parser.add_argument("--member-index", type=int, action="append", default=None,
+                        "(default: <output>.work); an interrupted run with the same settings resumes from here")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="discard an earlier run in the work directory instead of continuing it")
+    parser.add_argument("--epochs", type=_positive_int, default=epochs,
+                        help="maximum epochs per member (a larger value extends a finished run)")
+    parser.add_argument("--batch-size", type=_positive_int, default=batch_size, help="conformations per step")
+    parser.add_argument("--lr", type=_positive_float, default=lr, help="AdamW learning rate of the weights")
+    parser.add_argument("--bias-lr", type=_positive_float, default=None, help="SGD learning rate of the biases (default: --lr)")
+    parser.add_argument("--patience", type=_non_negative_int, default=10, help="ReduceLROnPlateau patience (epochs)")
+    parser.add_argument("--early-stopping", type=_positive_int, default=50,
+                        help="stop after this many epochs without improvement")
+    parser.add_argument("--member-index", type=_non_negative_int, action="append", default=None,
                         help="train only this member (repeatable): K independent jobs, then --combine")
     parser.add_argument("--combine", action="store_true", help="only stack finished member files into --output")
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisation, splits and shuffles")
@@ -65,9 +116,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     _add_training_options(p, epochs=200, lr=1e-3, batch_size=64)
     p.add_argument("--energy-key", default="wb97x_dz.energy", help="energy label (Ha)")
     p.add_argument("--force-key", default=None, help="force label (Ha/Å), e.g. wb97x_dz.forces")
-    p.add_argument("--force-coefficient", type=float, default=0.1, help="weight of the force loss")
+    p.add_argument("--force-coefficient", type=_non_negative_float, default=0.1, help="weight of the force loss")
     p.add_argument("--config", default="ani1x", help="architecture: ani1x, small, tiny or a JSON file")
-    p.add_argument("--members", type=int, default=8, help="ensemble size K (K-fold splits)")
+    p.add_argument("--members", type=_positive_int, default=8, help="ensemble size K (K-fold splits)")
     p.set_defaults(func=run_pretrain)
 
     t = commands.add_parser("transfer", help="transfer-learn a pretrained ensemble to new labels (ANI-1ccx recipe)")
@@ -77,23 +128,23 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     t.add_argument("--freeze", type=_layers, default=[0, 2], help="frozen layers, 0 = input (default 0,2 as ANI-1ccx)")
     t.add_argument("--layer-lr-factor", type=float, default=None,
                    help="discriminative fine-tuning: layer k of L learns at lr * factor**(L-1-k)")
-    t.add_argument("--members", type=int, default=None, help="use the first K source members (default all)")
+    t.add_argument("--members", type=_positive_int, default=None, help="use the first K source members (default all)")
     t.set_defaults(func=run_transfer)
 
     e = commands.add_parser("evaluate", help="energy RMSE/MAE (kcal/mol) of a model on labelled data")
     e.add_argument("--model", required=True, help="model file or registered name")
     e.add_argument("--data", default=None, help="HDF5 data (default: the shipped CHNO set)")
     e.add_argument("--energy-key", default="ccsd(t)_cbs.energy", help="energy label (Ha)")
-    e.add_argument("--json", default=None, help="also write the metrics to this JSON file")
+    e.add_argument("--json", default=None, type=_output_file, help="also write the metrics to this JSON file")
     e.set_defaults(func=run_evaluate)
 
     s = commands.add_parser("select", help="active learning: conformations with the largest ensemble disagreement")
     s.add_argument("--model", required=True, help="ensemble model file or registered name")
     s.add_argument("--data", required=True, help="HDF5 candidates (release layout; labels not needed)")
     s.add_argument("--energy-key", default=None, help="read through this label (default: unlabelled)")
-    s.add_argument("--number", type=int, default=None, help="select at most this many")
+    s.add_argument("--number", type=_positive_int, default=None, help="select at most this many")
     s.add_argument("--threshold", type=float, default=0.23, help="kcal/mol per sqrt(atoms); negative: none")
-    s.add_argument("--output", default=None, help="JSON file listing the selected conformations")
+    s.add_argument("--output", default=None, type=_output_file, help="JSON file listing the selected conformations")
     s.set_defaults(func=run_select)
 
     from . import labels
@@ -124,8 +175,7 @@ def _finish(args: argparse.Namespace, num_members: int, models: Sequence[Any], h
     if distributed is not None and not distributed.is_main:
         return 0
     for k, history in zip(args.member_index or range(num_members), histories):
-        with open(os.path.join(work_dir, f"history_{k}.json"), "w") as handle:
-            json.dump([asdict(r) for r in history], handle, indent=1)
+        write_text(os.path.join(work_dir, f"history_{k}.json"), json.dumps([asdict(r) for r in history], indent=1))
     if args.member_index and not args.combine:
         emit(f"trained members {args.member_index}; member files in {work_dir}; run again with --combine")
         return 0
@@ -143,14 +193,36 @@ def _setup(args: argparse.Namespace) -> Any:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.work_dir is None:
         args.work_dir = os.fspath(args.output) + ".work"
+    if os.path.exists(args.work_dir) and not os.path.isdir(args.work_dir):
+        raise ValueError(f"work directory {args.work_dir} is a file")
     os.makedirs(args.work_dir, exist_ok=True)
     if args.data is None:
         args.data = _shipped_data()
+    elif not os.path.isfile(args.data):
+        raise FileNotFoundError(f"training data file not found: {args.data}")
     if args.distributed:
         from .distributed import init_from_env
 
         return init_from_env()
     return None
+
+
+def _run_settings(args: argparse.Namespace, **specific: Any) -> Dict[str, Any]:
+    """What shapes the members of a run (the work directory's record; see :mod:`.resume`)."""
+    from openmm_ani.files import sha256_of
+
+    return {
+        "command": args.train_command, "data": "sha256:" + sha256_of(args.data), "energy_key": args.energy_key,
+        "seed": args.seed, "batch_size": args.batch_size, "lr": args.lr,
+        "bias_lr": args.bias_lr if args.bias_lr is not None else args.lr, "patience": args.patience,
+        "early_stopping": args.early_stopping, "dtype": args.dtype, **specific,
+    }
+
+
+def _prepare(args: argparse.Namespace, settings: Dict[str, Any], distributed: Any) -> None:
+    from .resume import prepare_work_dir
+
+    prepare_work_dir(args.work_dir, settings, args.overwrite, distributed is None or distributed.is_main)
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
@@ -164,6 +236,8 @@ def run_pretrain(args: argparse.Namespace) -> int:
     distributed = _setup(args)
     config = get_config(args.config)
     force_key = args.force_key
+    _prepare(args, _run_settings(args, force_key=force_key, force_coefficient=args.force_coefficient if force_key else 0.0,
+                                 config=config.to_dict(), members=args.members), distributed)
     dataset = read_h5(args.data, args.energy_key, force_key, elements=config.elements)
     fitted = fit_self_energies(dataset, config.elements)
     energies = [fitted[e] for e in config.elements]
@@ -189,11 +263,15 @@ def run_transfer(args: argparse.Namespace) -> int:
     from .ensemble import train_ensemble
     from .transfer import pretrained_spec, refit_self_energies, transfer_member
 
+    from openmm_ani.formats.registry import model_fingerprint
+
     distributed = _setup(args)
     spec = pretrained_spec(args.source)
     num_members = spec.num_models if args.members is None else args.members
     if not 1 <= num_members <= spec.num_models:
         raise ValueError(f"--members must be in 1..{spec.num_models} for {args.source}, got {num_members}")
+    _prepare(args, _run_settings(args, source=model_fingerprint(args.source), freeze=list(args.freeze),
+                                 layer_lr_factor=args.layer_lr_factor, members=num_members), distributed)
     dataset = read_h5(args.data, args.energy_key, elements=spec.elements)
     energies = refit_self_energies(spec.elements, dataset)
     train_config = _train_config(args, 0.0, args.layer_lr_factor)
@@ -226,9 +304,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     emit(f"{args.model} on {args.energy_key} ({metrics['count']} conformations): "
          f"RMSE {metrics['rmse']:.3f} kcal/mol, MAE {metrics['mae']:.3f} kcal/mol")
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({"model": os.fspath(args.model), "data": data, "energy_key": args.energy_key, **metrics},
-                      handle, indent=1)
+        write_text(args.json, json.dumps({"model": os.fspath(args.model), "data": data, "energy_key": args.energy_key,
+                                          **metrics}, indent=1))
     return 0
 
 
@@ -249,8 +326,8 @@ def run_select(args: argparse.Namespace) -> int:
     for row in rows[:20]:
         emit(f"  {row['group']}[{row['index']}]: {row['disagreement_kcal_per_mol_sqrt_atom']:.3f}")
     if args.output:
-        with open(args.output, "w") as handle:
-            json.dump({"model": os.fspath(args.model), "data": args.data, "selected": rows}, handle, indent=1)
+        write_text(args.output, json.dumps({"model": os.fspath(args.model), "data": args.data, "selected": rows},
+                                           indent=1))
     return 0
 
 

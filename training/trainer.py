@@ -247,7 +247,13 @@ class Trainer:
             The learning curve (all epochs, including those before a resume).
         """
         if resume and self.checkpoint is not None and os.path.isfile(self.checkpoint):
-            self.load_state_dict(load_checkpoint(self.checkpoint, map_location=self.device))
+            state = load_checkpoint(self.checkpoint, map_location=self.device)
+            try:
+                self.load_state_dict(state)
+            except (RuntimeError, KeyError, ValueError, TypeError) as error:  # shapes or layout of another model
+                first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                raise ValueError(f"{self.checkpoint} does not fit this model and optimiser ({first[:200]}); "
+                                 "start afresh with a new work directory (or --overwrite)") from None
             logger.info("resumed from %s after epoch %d", self.checkpoint, self.epoch)
         while self.epoch < self.config.max_epochs and self.stop_reason is None:
             self._run_epoch()
