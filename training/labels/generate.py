@@ -133,6 +133,25 @@ def check_resumable(out_path: str, meta: Mapping[str, Any], dft: DFTSettings, cc
         )
 
 
+def check_sampling(out_path: str, meta: Mapping[str, Any], sampling: Optional[Mapping[str, Any]]) -> None:
+    """Raise ``ValueError`` if stored conformations were sampled with other settings or from other inputs.
+
+    ``sampling`` holds what determines the conformations (inputs by SHA-256, MD seed,
+    temperatures, conformer counts, plan scale); keys absent from the stored provenance (an
+    earlier version's file) are not compared.
+    """
+    stored = meta.get("sampling")
+    if not sampling or not isinstance(stored, Mapping):
+        return
+    differences = [f"sampling.{key}: stored {stored[key]!r}, requested {value!r}"
+                   for key, value in sampling.items() if key in stored and stored[key] != value]
+    if differences:
+        raise ValueError(
+            f"{out_path} holds conformations sampled with other settings or inputs ({'; '.join(differences)}); "
+            "use a new output file, or remove it to start afresh"
+        )
+
+
 def _attach_jobs(out_path: str, jobs: Sequence[MoleculeJob], groups: Groups, meta: Mapping[str, Any]) -> Dict[str, str]:
     """Give every job its group (new, or the stored one it resumes); returns job name -> group."""
     names: Dict[str, str] = {g: str(meta.get("molecules", {}).get(g, {}).get("name", "")) for g in groups}
@@ -269,12 +288,14 @@ def generate(
     Raises
     ------
     ValueError
-        If ``out_path`` holds labels of other conformations or other settings.
+        If ``out_path`` holds labels of other conformations or other settings (level of theory,
+        or the sampling settings in ``extra_meta["sampling"]``).
     """
     import pyscf
 
     groups, meta = load_existing(out_path)
     check_resumable(out_path, meta, dft, ccs)
+    check_sampling(out_path, meta, (extra_meta or {}).get("sampling"))
     gname_of = _attach_jobs(out_path, jobs, groups, meta)
     timings: Dict[str, Dict[str, float]] = meta.get("timings", {})
     meta.update(dict(extra_meta or {}))
