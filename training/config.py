@@ -143,7 +143,16 @@ def get_config(name_or_path: str) -> ModelConfig:
         return NAMED_CONFIGS[name_or_path]()
     if os.path.isfile(name_or_path):
         with open(name_or_path) as handle:
-            return ModelConfig.from_dict(json.load(handle))
+            try:
+                data = json.load(handle)
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                raise ValueError(f"{name_or_path}: not a JSON model configuration ({error})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{name_or_path}: a model configuration is a JSON object, got {type(data).__name__}")
+        try:
+            return ModelConfig.from_dict(data)
+        except ValueError as error:
+            raise ValueError(f"{name_or_path}: {error}") from None
     raise ValueError(f"unknown model configuration {name_or_path!r}: not one of {sorted(NAMED_CONFIGS)} or a JSON file")
 
 

@@ -6,6 +6,7 @@ coordinates, errors raised inside the TorchScript module during MD) end with one
 """
 
 import argparse
+import os
 import re
 import sys
 from typing import Any, List, NoReturn, Optional, TextIO, Tuple
@@ -92,6 +93,16 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
+
+
+def output_file(text: str) -> str:
+    """argparse type: a file that can be written (its folder exists, and it is not a folder itself)."""
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text} is a folder, not a file")
+    folder = os.path.dirname(os.path.abspath(text))
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"cannot write {text}: folder {folder} does not exist")
+    return text
 
 
 def potential_from_args(args: Any) -> Any:

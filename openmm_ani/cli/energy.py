@@ -4,7 +4,7 @@ import argparse
 import csv
 from typing import Any
 
-from .common import emit, model_arguments, potential_from_args
+from .common import emit, model_arguments, output_file, potential_from_args
 
 
 def register(subparsers: Any) -> None:
@@ -15,7 +15,7 @@ def register(subparsers: Any) -> None:
     energy.add_argument("--ml-selection", help="mdtraj selection of the atoms to evaluate (default: all)")
     energy.add_argument("--periodic", choices=["auto", "yes", "no"], default="auto",
                         help="use the box vectors (auto: when the input has them)")
-    energy.add_argument("--csv", help="write a CSV file instead of the table")
+    energy.add_argument("--csv", type=output_file, help="write a CSV file instead of the table")
     energy.add_argument("--verbose", action="store_true", help="print the table also with --csv")
     energy.add_argument("--no-forces", action="store_true", help="skip the force spread (faster)")
     model_arguments(energy, "double")

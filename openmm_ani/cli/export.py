@@ -3,13 +3,13 @@
 import argparse
 from typing import Any, List, Optional
 
-from .common import emit, model_arguments, potential_from_args
+from .common import emit, model_arguments, output_file, potential_from_args
 
 
 def register(subparsers: Any) -> None:
     """Add the ``export`` subcommand."""
     export = subparsers.add_parser("export", help="write the TorchScript file for openmmtorch.TorchForce")
-    export.add_argument("output", help="output .pt file")
+    export.add_argument("output", type=output_file, help="output .pt file")
     export.add_argument("--input", help="structure giving the elements (and periodicity)")
     export.add_argument("--top", help="topology file for --input")
     export.add_argument("--elements", help="comma-separated element symbols instead of --input, e.g. O,H,H")

@@ -73,6 +73,8 @@ def load_spec(path: PathLike) -> ModelSpec:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not an openmm-ani model file (.npz): not a zip archive")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}

@@ -13,6 +13,7 @@ other). :func:`check_positions` refuses non-finite coordinates and atoms at the 
 
 import contextlib
 import os
+import re
 import struct
 import sys
 from typing import TYPE_CHECKING, Any, Iterator, List, Optional, Sequence
@@ -64,6 +65,9 @@ def load_structure(path: str, topology: Optional[str] = None) -> Any:
     require_file(path)
     if topology is not None:
         require_file(topology, "topology file")
+    for name in (path, topology):
+        if name is not None and os.path.getsize(name) == 0:
+            raise ValueError(f"{name} is empty")
     import mdtraj
 
     try:
@@ -95,19 +99,14 @@ def _quiet_stdout(active: bool) -> Iterator[None]:
     if not active:
         yield
         return
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):  # no real stdout (captured, closed): nothing to silence
-        yield
-        return
     sys.stdout.flush()
-    saved = os.dup(fd)
+    saved = os.dup(1)
     try:
         with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), fd)
+            os.dup2(null.fileno(), 1)
             yield
     finally:
-        os.dup2(saved, fd)
+        os.dup2(saved, 1)
         os.close(saved)
 
 
@@ -168,10 +167,19 @@ def check_pdb_elements(path: str, topology: Any) -> None:
     ValueError
         Naming the atoms (index, residue, name) and both readings, and how to fix the file.
     """
+    from mdtraj.core import element as elements
+
+    missing, unknown = False, []
     with open(path, errors="replace") as handle:
-        missing = any(
-            line.startswith(("ATOM  ", "HETATM")) and line[76:78].strip() == "" for line in handle
-        )
+        records = [line for line in handle if line.startswith(("ATOM  ", "HETATM"))]
+    for k, line in enumerate(records):
+        symbol = line[76:78].strip()
+        if not symbol:
+            missing = True
+        elif not _is_element(elements, symbol):
+            unknown.append(f"{k} ({line[17:20].strip()}:{line[12:16].strip()}: {symbol!r})")
+    if unknown:
+        raise ValueError(f"{path}: unknown element symbols in columns 77-78 of atoms {', '.join(unknown[:10])}")
     if not missing:
         return
     from openmm import app
@@ -195,6 +203,14 @@ def check_pdb_elements(path: str, topology: Any) -> None:
             f"{path}: the element of atoms {shown} is ambiguous without the element column; "
             "write the element symbols in columns 77-78"
         )
+
+
+def _is_element(elements: Any, symbol: str) -> bool:
+    try:
+        elements.get_by_symbol(symbol)
+    except KeyError:
+        return False
+    return True
 
 
 def check_positions(xyz: Any, atoms: Optional[Sequence[int]] = None, where: str = "") -> None:
@@ -244,12 +260,21 @@ def select_atoms(traj: Any, selection: Optional[str]) -> Optional[List[int]]:
         return None
     try:
         atoms = [int(i) for i in traj.topology.select(selection)]
-    except Exception as error:  # mdtraj's parser raises several types, with long messages
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"bad atom selection {selection!r}: {first_line[:200]}") from None
+    except Exception as error:  # mdtraj's parser raises several types, with messages of thousands of characters
+        raise ValueError(f"bad atom selection {selection!r}: {_selection_problem(error)}") from None
     if not atoms:
         raise ValueError(f"atom selection {selection!r} matches no atoms")
     return atoms
+
+
+def _selection_problem(error: BaseException) -> str:
+    """A short account of an mdtraj selection error: where the parser stopped, or the message's first line."""
+    text = str(error).strip()
+    where = re.search(r"\(at char (\d+)\)", text)
+    if where:
+        return f"invalid syntax at character {int(where.group(1)) + 1} (see mdtraj's atom selection language)"
+    first = text.splitlines()[0] if text else type(error).__name__
+    return first if len(first) <= 120 else "invalid syntax (see mdtraj's atom selection language)"
 
 
 def atomic_numbers_of(traj: Any, atoms: Optional[Sequence[int]]) -> List[int]:

@@ -80,6 +80,8 @@ class MDSettings:
         if self.minimize_iterations < 0:
             raise ValueError(f"minimize iterations must be >= 0, got {self.minimize_iterations}")
         directory = os.path.dirname(os.path.abspath(self.output))
+        if os.path.exists(directory) and not os.path.isdir(directory):
+            raise NotADirectoryError(f"output folder {directory} is a file")
         if not os.path.isdir(directory):
             raise FileNotFoundError(f"output folder does not exist: {directory}")
 

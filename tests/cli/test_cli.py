@@ -155,7 +155,6 @@ def test_simulate_pure_ani(capsys, tmp_path):
 
 
 def test_simulate_ml_ligand_in_protein(capsys, tmp_path):
-    pytest.importorskip("openmm_ani.mixed", reason="mixed ML/MM systems (issue 4) not present")
     prefix = str(tmp_path / "mix")
     code, out, err = run(capsys, "simulate", COMPLEX_CRD, "--top", COMPLEX_PRMTOP, "--ml-selection", "resname TMP",
                          "--implicit-solvent", "OBC2", "--steps", "2", "--report-interval", "1", "--threads", "1",
