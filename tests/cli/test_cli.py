@@ -198,3 +198,43 @@ def test_console_script_and_module_entry():
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "openmm-ani: error: input file not found: /nonexistent.pdb"
     assert "Traceback" not in result.stderr
+
+
+def test_coincident_atoms_in_a_later_frame_are_named(capsys, tmp_path):
+    """Issue 9 item 4: two atoms at one position made ANI's energy NaN and `energy` printed nan with exit 0."""
+    traj, _ = ligand()
+    frames = np.repeat(traj.xyz, 4, axis=0)
+    frames[2, 5] = frames[2, 11]
+    mdtraj.Trajectory(frames, traj.topology).save_dcd(str(tmp_path / "traj.dcd"))
+    one_line_error(*run(capsys, "energy", str(tmp_path / "traj.dcd"), "--top", LIGAND_PDB)[::2],
+                   "frame 2 of", "atoms 5 and 11 are at the same position")
+
+
+def test_trajectory_reading_prints_nothing_else(capfd, tmp_path):
+    """mdtraj's DCD plugin writes to file descriptor 1; the table on stdout has only the table."""
+    traj, _ = ligand()
+    traj.save_dcd(str(tmp_path / "one.dcd"))
+    assert main(["energy", str(tmp_path / "one.dcd"), "--top", LIGAND_PDB, "--no-forces"]) == 0
+    out, _ = capfd.readouterr()
+    assert "dcdplugin" not in out and len(out.strip().splitlines()) == 2
+
+
+def test_ctrl_c_during_rescoring(tmp_path):
+    """A real SIGINT while `energy` rescores a long trajectory: exit 130, one line, no CSV (it is written atomically)."""
+    import signal
+    import time
+
+    traj, _ = ligand()
+    frames = traj.xyz + np.random.default_rng(0).normal(scale=0.002, size=(20000, traj.n_atoms, 3)).astype(np.float32)
+    mdtraj.Trajectory(frames, traj.topology).save_dcd(str(tmp_path / "long.dcd"))
+    driver = "import sys; from openmm_ani.cli import main; print('ready', flush=True); sys.exit(main(sys.argv[1:]))"
+    process = subprocess.Popen([sys.executable, "-c", driver, "energy", str(tmp_path / "long.dcd"), "--top", LIGAND_PDB,
+                                "--csv", str(tmp_path / "e.csv")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert process.stdout.readline().strip() == "ready"
+    time.sleep(2.0)  # model loaded, frames being evaluated
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert err.strip().splitlines() == ["openmm-ani: interrupted"]
+    assert os.listdir(tmp_path) == ["long.dcd"]
