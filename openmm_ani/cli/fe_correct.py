@@ -38,11 +38,20 @@ def register(subparsers: Any) -> None:
     p.add_argument("--model", default="ani1ccx", help="ANI model name or file (default ani1ccx)")
     p.add_argument("--precision", choices=("single", "double"), default="single")
     p.add_argument("--platform", help="OpenMM platform (default: fastest available)")
-    p.add_argument("--n-states", type=int, default=11, help="equally spaced lambda windows (default 11)")
-    p.add_argument("--lambdas", help="explicit comma-separated lambda windows from 0 to 1 (overrides --n-states)")
-    p.add_argument("--n-iterations", type=int, default=1000, help="replica-exchange iterations (0: skip; default 1000)")
+    p.add_argument("--lambdas", help="explicit comma-separated lambda windows from 0 to 1 (default: chosen by a pilot run)")
+    p.add_argument("--n-states", type=int, help="equally spaced lambda windows instead of the pilot's schedule")
+    p.add_argument("--length-per-window", type=float, default=1.0,
+                   help="pilot schedule: thermodynamic length between windows, kT (default 1: neighbour overlap ~0.3)")
+    p.add_argument("--pilot-samples", type=int, default=40, help="pilot: samples of dU/dlambda per pilot lambda (default 40)")
+    p.add_argument("--target-error", type=float,
+                   help="stop each leg when ddG's uncertainty would reach this, kcal/mol (each leg: target/sqrt(2))")
+    p.add_argument("--max-time", type=duration_s, help="wall-clock budget per leg and call, e.g. 90m, 2h, 3600s (default: none)")
+    p.add_argument("--check-interval", type=int, default=10,
+                   help="iterations / switches between convergence checks and checkpoints (default 10)")
+    p.add_argument("--overwrite", action="store_true", help="discard an earlier run in --output instead of continuing it")
+    p.add_argument("--n-iterations", type=int, default=1000, help="most replica-exchange iterations (0: skip; default 1000)")
     p.add_argument("--steps-per-iteration", type=int, default=500, help="MD steps per iteration (default 500)")
-    p.add_argument("--n-switches", type=int, default=100, help="switches per direction (0: skip; default 100)")
+    p.add_argument("--n-switches", type=int, default=100, help="most switches per direction (0: skip; default 100)")
     p.add_argument("--switching-steps", type=int, default=5000, help="steps per switch (default 5000)")
     p.add_argument("--equilibration-steps", type=int, default=5000, help="end-state MD before switching (default 5000)")
     p.add_argument("--steps-between-switches", type=int, default=1000, help="end-state MD between switch starts (default 1000)")
@@ -54,6 +63,20 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
+
+
+def duration_s(text: str) -> float:
+    """argparse type: a duration with an optional unit (s, m, h), in seconds."""
+    scale = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    value = text.strip().lower()
+    factor = scale.get(value[-1:], None)
+    try:
+        seconds = float(value[:-1] if factor else value) * (factor or 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a duration such as 90m, 2h or 3600s, got {text!r}") from None
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return seconds
 
 
 def load_leg(args: argparse.Namespace, leg: str) -> Any:
@@ -79,8 +102,14 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         except ValueError:
             raise ValueError(f"--lambdas must be comma-separated numbers, got {args.lambdas!r}") from None
     settings = ProtocolSettings(
-        n_states=args.n_states,
         lambdas=lambdas,
+        schedule="equal" if args.n_states is not None else "auto",
+        n_states=args.n_states if args.n_states is not None else 11,
+        length_per_window=args.length_per_window,
+        pilot_samples=args.pilot_samples,
+        target_error_kcal_per_mol=args.target_error,
+        max_time_s=args.max_time,
+        check_interval=args.check_interval,
         n_iterations=args.n_iterations,
         steps_per_iteration=args.steps_per_iteration,
         timestep_fs=args.timestep,
@@ -102,27 +131,43 @@ def settings_from_args(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``fe-correct``; returns the exit status (errors raise ValueError/OSError for one-line reports)."""
+    """Run ``fe-correct``; returns the exit status (errors raise ValueError/OSError for one-line reports).
+
+    Ctrl-C stops at the next checkpoint (a second Ctrl-C at once) with the files saved; the
+    ``KeyboardInterrupt`` reaches :func:`openmm_ani.cli.main`, which exits with status 130.
+    """
     settings = settings_from_args(args)
     import torch
 
-    # ANI runs in a Python callback between OpenMM's CPU threads: one torch thread avoids
-    # oversubscription (measured: 200 ms -> 5 ms per ANI call for an 18-atom ligand).
+    # The ligand's TorchForce runs inside OpenMM's CPU threads: one torch thread avoids
+    # oversubscription on small ML regions.
     torch.set_num_threads(1)
     complex_leg = load_leg(args, "complex")
     solvent_leg = load_leg(args, "solvent")
+    from ..freeenergy.convergence import verdict_lines
     from ..freeenergy.workflow import run_correction
 
-    results = run_correction(complex_leg, solvent_leg, settings, args.output, args.mm_binding, progress=not args.no_progress)
+    results = run_correction(complex_leg, solvent_leg, settings, args.output, args.mm_binding, progress=not args.no_progress,
+                             overwrite=args.overwrite)
     if results is not None:
+        lines = []
+        for name in ("complex", "solvent"):
+            leg = results["legs"][name]
+            s = leg["summary"]
+            parts = [f"{s['estimator']} {_number(s['delta_g_kcal_per_mol'])} +- {_number(s['d_delta_g_kcal_per_mol'])}"]
+            if "bar_kcal_per_mol" in s and s["estimator"] != "BAR":
+                parts.append(f"BAR {_number(s['bar_kcal_per_mol'])} +- {_number(s['bar_error_kcal_per_mol'])}")
+            lines.append(f"dG {name} (MM->ML/MM): {', '.join(parts)} kcal/mol ({len(leg['lambdas'])} windows, "
+                         f"{leg['wall_time_s']:.0f} s)")
         c = results["correction"]
-        lines = [
-            f"dG complex (MM->ML/MM): {results['legs']['complex']['summary']['delta_g_kcal_per_mol']:.3f} kcal/mol",
-            f"dG solvent (MM->ML/MM): {results['legs']['solvent']['summary']['delta_g_kcal_per_mol']:.3f} kcal/mol",
-            f"ddG correction: {c['ddg_kcal_per_mol']:.3f} +- {c['d_ddg_kcal_per_mol']:.3f} kcal/mol",
-        ]
+        lines.append(f"ddG correction: {_number(c['ddg_kcal_per_mol'])} +- {_number(c['d_ddg_kcal_per_mol'])} kcal/mol")
         if "corrected_binding_kcal_per_mol" in c:
-            lines.append(f"corrected binding free energy: {c['corrected_binding_kcal_per_mol']:.3f} kcal/mol")
+            lines.append(f"corrected binding free energy: {_number(c['corrected_binding_kcal_per_mol'])} kcal/mol")
+        lines.extend(verdict_lines(results["verdict"]))
         lines.append(f"results: {os.path.join(args.output, 'results.json')}")
         sys.stdout.write("\n".join(lines) + "\n")
     return 0
+
+
+def _number(value: Any) -> str:
+    return "nan" if value is None or value != value else f"{value:.3f}"

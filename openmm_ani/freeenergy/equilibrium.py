@@ -1,59 +1,35 @@
-"""Equilibrium leg: replica exchange along ``lambda_interpolate`` and MBAR (openmmtools + pymbar).
+"""Equilibrium part of a leg: replica exchange along ``lambda_interpolate`` (openmmtools), MBAR.
 
-The sampler writes an openmmtools ``MultiStateReporter`` file with checkpoints; calling
-:func:`run_replica_exchange` again with the same ``storage`` resumes from the last
-checkpoint and runs up to ``settings.n_iterations``. Under ``mpirun`` openmmtools
-distributes the replicas over the MPI ranks (mpiplus); only rank 0 writes and analyses.
+The sampler writes an openmmtools ``MultiStateReporter`` file; calling
+:func:`run_replica_exchange` again with the same ``storage`` resumes from its last checkpoint.
+The run goes in blocks of ``settings.check_interval`` iterations and stops at the first
+checkpoint where the MBAR uncertainty has reached the target, the time budget is spent, the
+iteration limit is reached, or an interrupt was requested (then ``KeyboardInterrupt`` is raised
+after the file is closed). Under ``mpirun`` openmmtools distributes the replicas over the MPI
+ranks (mpiplus); only rank 0 writes and analyses.
+
+openmmtools copies Systems (each copy serialises and parses the ANI ``TorchForce`` with its
+TorchScript file): the states share one standardised System, and the energy and propagation
+contexts share one ``ContextCache`` so that each process builds one Context.
 """
 
+import copy
 import logging
 import math
 import os
-from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+import time
+from typing import Any, Dict, List, Optional, Sequence
 
 import numba
 import numpy as np
 import openmm
-from openmm import unit
 from openmmtools import mcmc
 
+from .analysis import MBARResult, analyze_storage, mbar_from_energies, read_samples
+from .interrupt import StopFlag, never, stop_requested
 from .settings import ProtocolSettings
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class EquilibriumResult:
-    """MBAR estimate of the MM -> ML/MM free energy of one leg.
-
-    Attributes
-    ----------
-    delta_f_kt, d_delta_f_kt
-        Free energy of lambda 1 relative to lambda 0 and its uncertainty, in kT.
-    overlap
-        ``[n_states, n_states]`` MBAR overlap matrix.
-    lambdas
-        Window values.
-    n_iterations
-        Iterations in the reporter file.
-    n_equilibration_iterations
-        Iterations discarded by openmmtools' automatic equilibration detection.
-    statistical_inefficiency
-        Of the energy timeseries, in iterations.
-    """
-
-    delta_f_kt: float
-    d_delta_f_kt: float
-    overlap: List[List[float]]
-    lambdas: List[float]
-    n_iterations: int
-    n_equilibration_iterations: int
-    statistical_inefficiency: float
-
-    def to_dict(self) -> Dict[str, Any]:
-        """JSON-ready dict."""
-        return dict(self.__dict__)
 
 
 class SeededLangevinDynamicsMove(mcmc.LangevinDynamicsMove):
@@ -93,15 +69,68 @@ def _seed_mixing(seed: int) -> None:
     _seed_numba(seed)
 
 
-def _is_root() -> bool:
+def _comm() -> Any:
     import mpiplus
 
-    comm = mpiplus.get_mpicomm()
+    return mpiplus.get_mpicomm()
+
+
+def is_root() -> bool:
+    """True on MPI rank 0 (or without MPI)."""
+    comm = _comm()
     return comm is None or comm.rank == 0
+
+
+def broadcast(value: Any) -> Any:
+    """Rank 0's ``value`` on every MPI rank (``value`` itself without MPI)."""
+    comm = _comm()
+    return value if comm is None or comm.size == 1 else comm.bcast(value, root=0)
 
 
 def _platform(name: Optional[str]) -> Optional[openmm.Platform]:
     return openmm.Platform.getPlatformByName(name) if name else None
+
+
+def _new_sampler(system: openmm.System, positions: Any, box_vectors: Any, lambdas: Sequence[float], settings: ProtocolSettings,
+                 storage: str, move: Any) -> Any:
+    from openmmtools import multistate, states
+
+    from .states import create_states
+
+    thermodynamic_states = create_states(system, lambdas, settings.temperature_k, settings.pressure_atm)
+    if box_vectors is None:
+        box_vectors = system.getDefaultPeriodicBoxVectors()
+    sampler_state = states.SamplerState(positions, box_vectors=box_vectors)
+    sampler = multistate.ReplicaExchangeSampler(mcmc_moves=move, number_of_iterations=settings.n_iterations, online_analysis_interval=None)
+    # openmmtools resumes from the last checkpoint: every stopping point is one.
+    interval = math.gcd(settings.n_iterations, settings.check_interval) if settings.n_iterations else settings.check_interval
+    reporter = multistate.MultiStateReporter(storage, checkpoint_interval=interval)
+    sampler.create(thermodynamic_states, sampler_state, reporter, metadata={"lambdas": [float(v) for v in lambdas]})
+    return sampler, reporter, (thermodynamic_states[0], sampler_state)
+
+
+def _warm_cache(shared: Any, move: Any, thermodynamic_state: Any, sampler_state: Any) -> None:
+    """Create the propagation Context in ``shared`` before openmmtools' first energy evaluation.
+
+    At iteration 0 openmmtools computes energies before propagating; with an empty cache that
+    builds a Context with a default integrator, and the move then builds a second one. A
+    zero-step application of the move creates the move's Context first, which the energy
+    evaluation then reuses (a Context costs a copy of the System and a load of the TorchScript file).
+    """
+    warm = copy.deepcopy(move)
+    warm.n_steps = 0
+    warm.apply(thermodynamic_state, copy.deepcopy(sampler_state), context_cache=shared)
+
+
+def _finished(storage: str, n_iterations: int) -> bool:
+    """The reporter file's last checkpoint is at or beyond ``n_iterations``."""
+    from openmmtools import multistate
+
+    reporter = multistate.MultiStateReporter(storage, open_mode="r")
+    try:
+        return int(reporter.read_last_iteration(last_checkpoint=True)) >= n_iterations
+    finally:
+        reporter.close()
 
 
 def run_replica_exchange(
@@ -112,18 +141,21 @@ def run_replica_exchange(
     box_vectors: Optional[Any] = None,
     progress: bool = True,
     description: str = "replica exchange",
-) -> Optional[EquilibriumResult]:
+    lambdas: Optional[Sequence[float]] = None,
+    target_error_kt: Optional[float] = None,
+    max_time_s: Optional[float] = None,
+    stop: StopFlag = never,
+) -> Optional[MBARResult]:
     """Run (or resume) replica exchange over ``lambda_interpolate`` and analyse it with MBAR.
 
     Parameters
     ----------
     system
-        An interpolating System (``lambda_interpolate`` parameter), preferably built with
-        ``backend="python"`` so openmmtools can copy and hash it cheaply.
+        An interpolating System (``lambda_interpolate`` parameter). It is not modified.
     positions
         Initial positions (Quantity, or ``[N, 3]`` nm).
     settings
-        Protocol settings.
+        Protocol settings (``n_iterations`` is the iteration limit).
     storage
         Path of the ``.nc`` reporter file; an existing file is resumed.
     box_vectors
@@ -132,95 +164,86 @@ def run_replica_exchange(
         Show a progress bar (rank 0).
     description
         Label of the progress bar.
+    lambdas
+        Window values; default ``settings.lambda_values()``.
+    target_error_kt
+        Stop once the MBAR uncertainty is at most this (kT); ``None``: run to the limit.
+    max_time_s
+        Wall-clock budget of this call, s (checked at checkpoints).
+    stop
+        Polled at checkpoints; when true the run saves and raises ``KeyboardInterrupt``.
 
     Returns
     -------
-    EquilibriumResult or None
+    MBARResult or None
         The MBAR result on MPI rank 0, ``None`` on other ranks.
     """
-    from openmmtools import cache, multistate, states
+    from openmmtools import cache, multistate
     from tqdm import tqdm
 
-    from .states import create_states
-
     settings.validate()
-    lambdas = settings.lambda_values()
-    platform = _platform(settings.platform)
-    move = SeededLangevinDynamicsMove(
-        timestep=settings.timestep_fs * unit.femtosecond,
-        collision_rate=settings.collision_rate_per_ps / unit.picosecond,
-        n_steps=settings.steps_per_iteration,
-        reassign_velocities=False,
-        seed=settings.seed,
-    )
+    if lambdas is None:
+        lambdas = settings.lambda_values()
+        if lambdas is None:
+            raise ValueError("the windows are chosen by a pilot (schedule='auto'): pass lambdas")
+    lambdas = [float(v) for v in lambdas]
+    start = time.monotonic()
+    move = SeededLangevinDynamicsMove(timestep=settings.timestep, collision_rate=settings.collision_rate,
+                                      n_steps=settings.steps_per_iteration, reassign_velocities=False, seed=settings.seed)
+    if os.path.exists(storage) and broadcast(_finished(storage, settings.n_iterations) if is_root() else None):
+        return analyze_storage(storage, lambdas) if is_root() else None
+    warm_with = None
     if os.path.exists(storage):
         logger.info("resuming replica exchange from %s", storage)
-        reporter = multistate.MultiStateReporter(storage, open_mode="r+", checkpoint_interval=settings.checkpoint_interval)
+        reporter = multistate.MultiStateReporter(storage, open_mode="r+")
         sampler = multistate.ReplicaExchangeSampler.from_storage(reporter)
-        sampler.number_of_iterations = settings.n_iterations
     else:
-        thermodynamic_states = create_states(system, lambdas, settings.temperature_k, settings.pressure_atm)
-        if box_vectors is None:
-            box_vectors = system.getDefaultPeriodicBoxVectors()
-        sampler_state = states.SamplerState(positions, box_vectors=box_vectors)
-        sampler = multistate.ReplicaExchangeSampler(
-            mcmc_moves=move, number_of_iterations=settings.n_iterations, online_analysis_interval=None
-        )
-        # openmmtools resumes from the last checkpoint: make the final iteration one.
-        interval = math.gcd(settings.n_iterations, settings.checkpoint_interval)
-        reporter = multistate.MultiStateReporter(storage, checkpoint_interval=interval)
-        sampler.create(thermodynamic_states, sampler_state, reporter)
-    # Own context caches: a platform choice must not touch openmmtools' global cache.
-    sampler.energy_context_cache = cache.ContextCache(capacity=None, time_to_live=None, platform=platform)
-    sampler.sampler_context_cache = cache.ContextCache(capacity=None, time_to_live=None, platform=platform)
+        sampler, reporter, warm_with = _new_sampler(system, positions, box_vectors, lambdas, settings, storage, move)
+    # One cache for energies and propagation (one Context per process), platform chosen here.
+    shared = cache.ContextCache(capacity=None, time_to_live=None, platform=_platform(settings.platform))
+    sampler.energy_context_cache = shared
+    sampler.sampler_context_cache = shared
+    if warm_with is not None:
+        _warm_cache(shared, move, *warm_with)
+    sampler.number_of_iterations = max(settings.n_iterations, sampler.iteration)
     _seed_mixing(settings.seed + sampler.iteration)
-    bar = tqdm(total=settings.n_iterations, initial=sampler.iteration, desc=description, disable=not (progress and _is_root()))
-    while sampler.iteration < settings.n_iterations:
-        sampler.run(n_iterations=1)
-        bar.update(1)
-    bar.close()
-    reporter.close()  # flush everything before the analysis reads the file
-    del sampler
-    if not _is_root():
-        return None
-    return analyze(storage, lambdas)
-
-
-def analyze(storage: str, lambdas: Optional[List[float]] = None) -> EquilibriumResult:
-    """MBAR analysis of a replica-exchange reporter file (openmmtools' analyzer + pymbar).
-
-    Parameters
-    ----------
-    storage
-        Path of the ``.nc`` reporter file.
-    lambdas
-        Window values, for the record (read from the file when ``None``).
-
-    Returns
-    -------
-    EquilibriumResult
-    """
-    from openmmtools import multistate
-
-    reporter = multistate.MultiStateReporter(storage, open_mode="r")
+    checkpoint = reporter.checkpoint_interval
+    bar = tqdm(total=settings.n_iterations, initial=sampler.iteration, desc=description, disable=not (progress and is_root()))
+    interrupted = False
     try:
-        if lambdas is None:
-            thermodynamic_states, _ = reporter.read_thermodynamic_states()
-            lambdas = [float(s.lambda_interpolate) for s in thermodynamic_states]
-        analyzer = multistate.MultiStateSamplerAnalyzer(reporter)
-        delta_f, d_delta_f = analyzer.get_free_energy()
-        overlap = analyzer.mbar.compute_overlap()["matrix"]
-        n_equilibration = analyzer.n_equilibration_iterations
-        g_t = analyzer.statistical_inefficiency
-        n_iterations = int(reporter.read_last_iteration(last_checkpoint=False))
+        while sampler.iteration < settings.n_iterations:
+            sampler.run(n_iterations=1)
+            bar.update(1)
+            if sampler.iteration % checkpoint and sampler.iteration < settings.n_iterations:
+                continue
+            if stop_requested(stop):
+                interrupted = True
+                break
+            if max_time_s is not None and broadcast(time.monotonic() - start >= max_time_s):
+                logger.info("%s: time budget spent at iteration %d", description, sampler.iteration)
+                break
+            if target_error_kt is not None and sampler.iteration % settings.check_interval == 0:
+                error = _current_error(reporter, lambdas) if is_root() else None
+                if broadcast(error is not None and error <= target_error_kt):
+                    logger.info("%s: MBAR error %.3f kT reached the target at iteration %d", description, error, sampler.iteration)
+                    break
     finally:
-        reporter.close()
-    return EquilibriumResult(
-        delta_f_kt=float(delta_f[0, -1]),
-        d_delta_f_kt=float(d_delta_f[0, -1]),
-        overlap=np.asarray(overlap).tolist(),
-        lambdas=list(lambdas),
-        n_iterations=n_iterations,
-        n_equilibration_iterations=int(n_equilibration),
-        statistical_inefficiency=float(g_t),
-    )
+        bar.close()
+        reporter.close()  # flush everything before the analysis reads the file
+        del sampler
+    if interrupted:
+        raise KeyboardInterrupt
+    if not is_root():
+        return None
+    return analyze_storage(storage, lambdas)
+
+
+def _current_error(reporter: Any, lambdas: List[float]) -> Optional[float]:
+    """MBAR uncertainty (kT) of the samples written so far, or ``None`` when there are too few or MBAR fails."""
+    energies, states = read_samples(reporter)
+    if energies.shape[0] < 10:
+        return None
+    result = mbar_from_energies(energies, states, lambdas, history_points=0)
+    if result.status != "ok" or result.n_effective < 20:
+        return None
+    return result.d_delta_f_kt

@@ -1,5 +1,6 @@
 """The two legs of a correction from files: AMBER prmtop + coordinates, or PDB + force field."""
 
+import os
 from typing import List, Optional, Sequence
 
 from ..simulation.inputs import create_mm_system, require_file
@@ -76,7 +77,9 @@ def load_leg(
             raise ValueError(f"no residue named {ligand_resname!r} in the {name} (residue names: {', '.join(names[:20])})")
     else:
         raise ValueError(f"give --ligand-resname or --{name}-ligand-atoms")
-    return LegInput(name=name, topology=topology, system=system, positions=positions, ml_atoms=ml_atoms, box_vectors=box)
+    files = {f"--{name}-{option}": path for option, path in (("prmtop", prmtop), ("coords", coords), ("pdb", pdb)) if path}
+    files.update({f"--forcefield {k}": path for k, path in enumerate(forcefield or []) if pdb and os.path.exists(path)})
+    return LegInput(name=name, topology=topology, system=system, positions=positions, ml_atoms=ml_atoms, box_vectors=box, files=files)
 
 
 __all__ = ["load_leg"]

@@ -1,6 +1,6 @@
 """PNG plots: the MBAR overlap matrix and the nonequilibrium work distributions."""
 
-from typing import Sequence
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
@@ -48,6 +48,40 @@ def plot_work(forward_work: Sequence[float], reverse_work: Sequence[float], delt
     ax.set_xlabel("work / kT")
     ax.set_ylabel("count")
     ax.set_title(title or "nonequilibrium work")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_convergence(series: Dict[str, Sequence[Tuple[float, float, float]]], path: str, title: str = "", unit_label: str = "kcal/mol") -> None:
+    """The estimates against simulation time: ``series[name] = [(time_ns, value, error), ...]`` to ``path`` (PNG)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for name, points in series.items():
+        if not points:
+            continue
+        t, value, error = (np.asarray(v, dtype=float) for v in zip(*points))
+        ax.errorbar(t, value, yerr=error, marker="o", markersize=3, capsize=2, label=name)
+    ax.set_xlabel("simulated time (all replicas / switches), ns")
+    ax.set_ylabel(f"dG(MM -> ML/MM), {unit_label}")
+    ax.set_title(title or "estimate against simulation time")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_schedule(pilot_lambdas: Sequence[float], sigma: Sequence[float], lambdas: Sequence[float], path: str, title: str = "") -> None:
+    """The pilot's spread of beta dU/dlambda (kT) and the chosen windows, to ``path`` (PNG)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.semilogy(pilot_lambdas, sigma, "o-", label="pilot: std of beta dU/dlambda")
+    for value in lambdas:
+        ax.axvline(value, color="grey", linewidth=0.6)
+    ax.set_xlabel("lambda_interpolate (grey: chosen windows)")
+    ax.set_ylabel("kT")
+    ax.set_title(title or "lambda schedule")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -2,12 +2,11 @@
 
 import json
 import math
-import os
-import tempfile
 from typing import Any, Dict, Optional
 
 from openmm import unit
 
+from ..files import atomic_write
 from ..units import KCAL_TO_KJ
 
 
@@ -18,12 +17,12 @@ def kt_kcal_per_mol(temperature_k: float) -> float:
 
 
 def leg_summary(equilibrium: Optional[Dict[str, Any]], switching: Optional[Dict[str, Any]], temperature_k: float) -> Dict[str, Any]:
-    """Free energy of one leg in kcal/mol, preferring MBAR and falling back to BAR.
+    """Free energy of one leg in kcal/mol: MBAR, or BAR without replica exchange or when MBAR failed.
 
     Parameters
     ----------
     equilibrium
-        ``EquilibriumResult.to_dict()`` or ``None``.
+        ``MBARResult.to_dict()`` (:mod:`.analysis`) or ``None``.
     switching
         ``SwitchingResult.to_dict()`` or ``None``.
     temperature_k
@@ -37,6 +36,7 @@ def leg_summary(equilibrium: Optional[Dict[str, Any]], switching: Optional[Dict[
     """
     kt = kt_kcal_per_mol(temperature_k)
     summary: Dict[str, Any] = {}
+    mbar_ok = equilibrium is not None and equilibrium.get("status", "ok") == "ok"
     if equilibrium is not None:
         summary["mbar_kcal_per_mol"] = equilibrium["delta_f_kt"] * kt
         summary["mbar_error_kcal_per_mol"] = equilibrium["d_delta_f_kt"] * kt
@@ -45,12 +45,13 @@ def leg_summary(equilibrium: Optional[Dict[str, Any]], switching: Optional[Dict[
         summary["bar_error_kcal_per_mol"] = switching["bar_d_delta_f_kt"] * kt
         summary["jarzynski_forward_kcal_per_mol"] = switching["jarzynski_forward_kt"] * kt
         summary["jarzynski_reverse_kcal_per_mol"] = switching["jarzynski_reverse_kt"] * kt
-    if equilibrium is not None:
-        summary.update(estimator="MBAR", delta_g_kcal_per_mol=summary["mbar_kcal_per_mol"], d_delta_g_kcal_per_mol=summary["mbar_error_kcal_per_mol"])
-    elif switching is not None:
-        summary.update(estimator="BAR", delta_g_kcal_per_mol=summary["bar_kcal_per_mol"], d_delta_g_kcal_per_mol=summary["bar_error_kcal_per_mol"])
-    else:
+    if equilibrium is None and switching is None:
         raise ValueError("a leg needs an equilibrium or a switching result")
+    if mbar_ok or switching is None:
+        summary.update(estimator="MBAR" if mbar_ok else "none", delta_g_kcal_per_mol=summary["mbar_kcal_per_mol"],
+                       d_delta_g_kcal_per_mol=summary["mbar_error_kcal_per_mol"])
+    else:  # no replica exchange, or MBAR failed: BAR
+        summary.update(estimator="BAR", delta_g_kcal_per_mol=summary["bar_kcal_per_mol"], d_delta_g_kcal_per_mol=summary["bar_error_kcal_per_mol"])
     return summary
 
 
@@ -92,10 +93,6 @@ def _strict(value: Any) -> Any:
 
 
 def write_json(data: Dict[str, Any], path: str) -> None:
-    """Write ``data`` as strict JSON (NaN -> null) atomically (temporary file + ``os.replace``)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    with os.fdopen(handle, "w") as stream:
+    """Write ``data`` as strict JSON (NaN -> null) atomically (:func:`openmm_ani.files.atomic_write`)."""
+    with atomic_write(path, "w", encoding="utf-8") as stream:
         json.dump(_strict(data), stream, indent=2, sort_keys=True, allow_nan=False)
-    os.replace(tmp, path)

@@ -1,24 +1,39 @@
 """Nonequilibrium switching between MM (lambda 0) and ML/MM (lambda 1), and BAR.
 
-Start configurations are drawn from Langevin MD at each end state; each switch changes
+Start configurations come from Langevin MD chains at each end state; each switch changes
 ``lambda_interpolate`` linearly over ``switching_steps`` steps with openmmtools'
-``AlchemicalNonequilibriumLangevinIntegrator``, which accumulates the protocol work. The
-free energy is estimated with pymbar's BAR (bootstrap uncertainty over the work values);
-forward and reverse Jarzynski (exponential averaging, pymbar) are reported as diagnostics.
+``AlchemicalNonequilibriumLangevinIntegrator``, which accumulates the protocol work, and the
+chain then continues from the configuration the switch started from. One Context per process
+holds a ``CompoundIntegrator`` (end-state MD, forward switch, reverse switch), so the ANI
+``TorchForce`` is loaded once.
+
+Switches are independent: under ``mpirun`` every rank runs its share with its own chains and
+seeds, and rank 0 gathers the work values. The run goes in blocks of ``check_interval``
+switches per direction; after each block the work values and every rank's chain states are
+saved (``store``), so a rerun continues where it stopped, and the run stops early once the BAR
+uncertainty reaches the target or the time budget is spent. pymbar's BAR gives the free energy
+(bootstrap uncertainty); forward and reverse Jarzynski estimates are diagnostics.
 """
 
+import json
 import logging
+import os
+import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import openmm
-from openmm import unit
 
+from ..files import write_text
 from ..openmm.embedding import LAMBDA_PARAMETER
+from .interrupt import StopFlag, never, stop_requested
 from .settings import ProtocolSettings
 
 logger = logging.getLogger(__name__)
+
+#: Directions: name, start lambda, index in the CompoundIntegrator.
+DIRECTIONS: Tuple[Tuple[str, float, int], ...] = (("forward", 0.0, 1), ("reverse", 1.0, 2))
 
 
 @dataclass
@@ -86,39 +101,90 @@ def bar_estimate(forward_work: np.ndarray, reverse_work: np.ndarray, n_bootstrap
     return float(result["Delta_f"]), bootstrap, float(result["dDelta_f"])
 
 
-def _integrator(settings: ProtocolSettings, expression: str) -> openmm.CustomIntegrator:
+def summarize(forward: List[float], reverse: List[float], n_bootstrap: int, seed: int) -> SwitchingResult:
+    """BAR and Jarzynski estimates of the work values (kT)."""
+    from pymbar import other_estimators
+
+    f, r = np.asarray(forward, dtype=float), np.asarray(reverse, dtype=float)
+    delta_f, bootstrap, analytic = bar_estimate(f, r, n_bootstrap, seed)
+    jf = float(other_estimators.exp(f, compute_uncertainty=False)["Delta_f"])
+    jr = -float(other_estimators.exp(r, compute_uncertainty=False)["Delta_f"])
+    return SwitchingResult(forward_work=f.tolist(), reverse_work=r.tolist(), bar_delta_f_kt=delta_f, bar_d_delta_f_kt=bootstrap,
+                           bar_analytic_d_delta_f_kt=analytic, jarzynski_forward_kt=jf, jarzynski_reverse_kt=jr)
+
+
+def _integrator(settings: ProtocolSettings, seed: int) -> Tuple[openmm.CompoundIntegrator, List[Any]]:
+    """End-state Langevin MD (0), forward switch (1), reverse switch (2), and the two switching integrators."""
     from openmmtools.integrators import AlchemicalNonequilibriumLangevinIntegrator
 
-    return AlchemicalNonequilibriumLangevinIntegrator(
-        alchemical_functions={LAMBDA_PARAMETER: expression},
-        splitting="O V R H R V O",
-        nsteps_neq=settings.switching_steps,
-        temperature=settings.temperature_k * unit.kelvin,
-        collision_rate=settings.collision_rate_per_ps / unit.picosecond,
-        timestep=settings.timestep_fs * unit.femtosecond,
-    )
+    compound = openmm.CompoundIntegrator()
+    md = openmm.LangevinMiddleIntegrator(settings.temperature, settings.collision_rate, settings.timestep)
+    md.setRandomNumberSeed(seed)
+    compound.addIntegrator(md)
+    switches = []
+    for k, expression in enumerate(("lambda", "1 - lambda")):
+        neq = AlchemicalNonequilibriumLangevinIntegrator(
+            alchemical_functions={LAMBDA_PARAMETER: expression}, splitting="O V R H R V O", nsteps_neq=settings.switching_steps,
+            temperature=settings.temperature, collision_rate=settings.collision_rate, timestep=settings.timestep,
+        )
+        neq.setRandomNumberSeed(seed + 1 + k)
+        compound.addIntegrator(neq)
+        switches.append(neq)
+    return compound, switches
 
 
-def _end_state_samples(
-    system: openmm.System, positions: Any, box_vectors: Any, lam: float, settings: ProtocolSettings, platform: Optional[openmm.Platform], progress: Any
-) -> List[openmm.State]:
-    integrator = openmm.LangevinMiddleIntegrator(
-        settings.temperature_k * unit.kelvin, settings.collision_rate_per_ps / unit.picosecond, settings.timestep_fs * unit.femtosecond
-    )
-    integrator.setRandomNumberSeed(settings.seed + int(lam))
-    context = openmm.Context(system, integrator, platform) if platform else openmm.Context(system, integrator)
-    if box_vectors is not None:
-        context.setPeriodicBoxVectors(*box_vectors)
-    context.setPositions(positions)
-    context.setParameter(LAMBDA_PARAMETER, lam)
-    context.setVelocitiesToTemperature(settings.temperature_k * unit.kelvin, settings.seed)
-    integrator.step(settings.equilibration_steps)
-    samples = []
-    for _ in range(settings.n_switches):
-        integrator.step(settings.steps_between_switches)
-        samples.append(context.getState(getPositions=True, getVelocities=True))
-        progress.update(1)
-    return samples
+class _Chains:
+    """One process's Context and its two end-state MD chains (saved as OpenMM State XML)."""
+
+    def __init__(self, system: openmm.System, positions: Any, box_vectors: Any, settings: ProtocolSettings, store: Optional[str],
+                 rank: int, done: int) -> None:
+        self.settings = settings
+        self.integrator, self.switches = _integrator(settings, settings.seed + 7919 * (rank + 1) + 13 * done)
+        platform = settings.platform
+        self.context = (openmm.Context(system, self.integrator, openmm.Platform.getPlatformByName(platform)) if platform
+                        else openmm.Context(system, self.integrator))
+        self.paths = {name: f"{store}.{name}.rank{rank}.xml" if store else None for name, _, _ in DIRECTIONS}
+        self.states: Dict[str, openmm.State] = {}
+        for name, lam, _ in DIRECTIONS:
+            path = self.paths[name]
+            if path and os.path.exists(path):
+                with open(path) as stream:
+                    self.states[name] = openmm.XmlSerializer.deserialize(stream.read())
+                continue
+            if box_vectors is not None:
+                self.context.setPeriodicBoxVectors(*box_vectors)
+            self.context.setPositions(positions)
+            self.context.setParameter(LAMBDA_PARAMETER, lam)
+            self.context.setVelocitiesToTemperature(settings.temperature, settings.seed + 31 * rank + int(lam))
+            self.integrator.setCurrentIntegrator(0)
+            self.integrator.step(settings.equilibration_steps)
+            self.states[name] = self.context.getState(getPositions=True, getVelocities=True)
+
+    def switch(self, name: str, lam: float, index: int) -> float:
+        """Advance the chain, switch from its new configuration, return the work (kT)."""
+        self.context.setState(self.states[name])
+        self.context.setParameter(LAMBDA_PARAMETER, lam)
+        self.integrator.setCurrentIntegrator(0)
+        self.integrator.step(self.settings.steps_between_switches)
+        self.states[name] = self.context.getState(getPositions=True, getVelocities=True)
+        neq = self.switches[index - 1]
+        self.integrator.setCurrentIntegrator(index)
+        neq.setGlobalVariableByName("step", 0)  # step 0 resets the protocol work and lambda
+        self.integrator.step(self.settings.switching_steps)
+        return float(neq.get_protocol_work(dimensionless=True))
+
+    def save(self) -> None:
+        for name, _, _ in DIRECTIONS:
+            if self.paths[name]:
+                write_text(self.paths[name], openmm.XmlSerializer.serialize(self.states[name]))
+
+
+def _load(store: Optional[str]) -> Dict[str, List[float]]:
+    if store and os.path.exists(store):
+        with open(store) as stream:
+            data = json.load(stream)
+        return {"forward": list(data["forward_work"]), "reverse": list(data["reverse_work"])}
+    return {"forward": [], "reverse": []}
 
 
 def run_switching(
@@ -128,8 +194,12 @@ def run_switching(
     box_vectors: Optional[Any] = None,
     progress: bool = True,
     description: str = "switching",
-) -> SwitchingResult:
-    """Forward and reverse nonequilibrium switches and their BAR estimate.
+    store: Optional[str] = None,
+    target_error_kt: Optional[float] = None,
+    max_time_s: Optional[float] = None,
+    stop: StopFlag = never,
+) -> Optional[SwitchingResult]:
+    """Forward and reverse nonequilibrium switches (resumable, over MPI ranks) and their BAR estimate.
 
     Parameters
     ----------
@@ -138,54 +208,84 @@ def run_switching(
     positions
         Initial positions (Quantity or nm).
     settings
-        Protocol settings (``n_switches`` per direction, ``switching_steps`` ...).
+        Protocol settings (``n_switches`` per direction is the limit, ``switching_steps`` ...).
     box_vectors
         Initial box vectors of a periodic system.
     progress
-        Show progress bars.
+        Show a progress bar (rank 0).
     description
-        Label of the progress bars.
+        Label of the progress bar.
+    store
+        JSON file of the work values so far (with ``<store>.<direction>.rank<r>.xml`` chain
+        states beside it); continued when present, rewritten after every block. ``None``: keep
+        nothing.
+    target_error_kt
+        Stop once the BAR (analytic) uncertainty is at most this (kT), after at least 10
+        switches per direction.
+    max_time_s
+        Wall-clock budget of this call, s (checked after each block).
+    stop
+        Polled after each switch; when true the run saves and raises ``KeyboardInterrupt``.
 
     Returns
     -------
-    SwitchingResult
+    SwitchingResult or None
+        On MPI rank 0; ``None`` on other ranks.
     """
+    import mpiplus
     from tqdm import tqdm
 
     settings.validate()
     if settings.n_switches < 1:
         raise ValueError("n_switches must be at least 1 for the switching leg")
-    platform = openmm.Platform.getPlatformByName(settings.platform) if settings.platform else None
-    works: Dict[str, List[float]] = {}
-    for direction, start, expression in (("forward", 0.0, "lambda"), ("reverse", 1.0, "1 - lambda")):
-        bar = tqdm(total=2 * settings.n_switches, desc=f"{description} {direction}", disable=not progress)
-        samples = _end_state_samples(system, positions, box_vectors, start, settings, platform, bar)
-        integrator = _integrator(settings, expression)
-        integrator.setRandomNumberSeed(settings.seed + 7)
-        context = openmm.Context(system, integrator, platform) if platform else openmm.Context(system, integrator)
-        works[direction] = []
-        for state in samples:
-            context.setState(state)
-            context.setParameter(LAMBDA_PARAMETER, start)
-            integrator.reset()
-            integrator.step(settings.switching_steps)
-            works[direction].append(float(integrator.get_protocol_work(dimensionless=True)))
-            bar.update(1)
-        bar.close()
-        del context, integrator
-    from pymbar import other_estimators
+    comm = mpiplus.get_mpicomm()
+    rank, size = (0, 1) if comm is None else (comm.rank, comm.size)
+    works = _load(store)
+    if comm is not None and size > 1:
+        works = comm.bcast(works, root=0)
+    start = time.monotonic()
+    chains: Optional[_Chains] = None
+    bar = tqdm(total=settings.n_switches, initial=min(len(works["forward"]), len(works["reverse"])), desc=description,
+               disable=not (progress and rank == 0))
+    interrupted = False
+    while min(len(works["forward"]), len(works["reverse"])) < settings.n_switches:
+        block = min(settings.check_interval, settings.n_switches - min(len(v) for v in works.values()))
+        mine = block // size + (1 if rank < block % size else 0)
+        local: Dict[str, List[float]] = {"forward": [], "reverse": []}
+        if chains is None:  # built only when there are switches to run (a Context loads the TorchForce)
+            chains = _Chains(system, positions, box_vectors, settings, store, rank, len(works["forward"]))
+        for _ in range(mine):
+            for name, lam, index in DIRECTIONS:
+                local[name].append(chains.switch(name, lam, index))
+            if size == 1 and stop():
+                break
+        chains.save()
+        parts = [local] if comm is None or size == 1 else comm.allgather(local)
+        for part in parts:
+            for name in works:
+                works[name].extend(part[name])
+        if rank == 0 and store:
+            write_text(store, json.dumps({"forward_work": works["forward"], "reverse_work": works["reverse"]}))
+        bar.update(sum(len(p["forward"]) for p in parts))
+        if stop_requested(stop):
+            interrupted = True
+            break
+        if max_time_s is not None and _agree(comm, time.monotonic() - start >= max_time_s):
+            break
+        if target_error_kt is not None and len(works["forward"]) >= 10:
+            error = bar_estimate(np.array(works["forward"]), np.array(works["reverse"]), 0, settings.seed)[2]
+            if error <= target_error_kt:
+                logger.info("%s: BAR error %.3f kT reached the target after %d switches", description, error, len(works["forward"]))
+                break
+    bar.close()
+    del chains
+    if interrupted:
+        raise KeyboardInterrupt
+    if rank != 0:
+        return None
+    return summarize(works["forward"], works["reverse"], settings.n_bootstrap, settings.seed)
 
-    forward = np.array(works["forward"])
-    reverse = np.array(works["reverse"])
-    delta_f, bootstrap, analytic = bar_estimate(forward, reverse, settings.n_bootstrap, settings.seed)
-    jf = float(other_estimators.exp(forward, compute_uncertainty=False)["Delta_f"])
-    jr = -float(other_estimators.exp(reverse, compute_uncertainty=False)["Delta_f"])
-    return SwitchingResult(
-        forward_work=forward.tolist(),
-        reverse_work=reverse.tolist(),
-        bar_delta_f_kt=delta_f,
-        bar_d_delta_f_kt=bootstrap,
-        bar_analytic_d_delta_f_kt=analytic,
-        jarzynski_forward_kt=jf,
-        jarzynski_reverse_kt=jr,
-    )
+
+def _agree(comm: Any, value: bool) -> bool:
+    """Rank 0's ``value`` on every rank."""
+    return value if comm is None or comm.size == 1 else bool(comm.bcast(value, root=0))

@@ -1,24 +1,38 @@
-"""The MM -> ML/MM binding correction of one ligand: complex leg, solvent leg, results.
+"""The MM -> ML/MM binding correction of one ligand: complex leg, solvent leg, verdict, results.
 
 Output directory layout (self-contained, one ligand per directory)::
 
-    <output>/settings.json
+    <output>/settings.json                   (settings + input fingerprints; a rerun must match)
     <output>/results.json                    (written last, atomically)
+    <output>/<leg>/start.xml                 (minimised start configuration)
+    <output>/<leg>/schedule.json, schedule.png  (pilot and chosen windows, schedule="auto")
     <output>/<leg>/replica_exchange.nc       (openmmtools reporter; resumed when present)
-    <output>/<leg>/switching.json            (work values; reused when present)
-    <output>/<leg>/overlap.png, work.png
+    <output>/<leg>/switching.json (+ chain states)  (work values; continued when present)
+    <output>/<leg>/overlap.png, work.png, convergence.png
+    <output>/<leg>/timing.json               (wall-clock seconds spent on the leg, all calls)
+
+Every run stops on its own: at the iteration/switch limits, when the uncertainty reaches the
+target, when the time budget is spent, or at the next checkpoint after Ctrl-C (a second Ctrl-C
+stops at once); a rerun with the same settings continues.
 """
 
 import json
 import logging
+import math
 import os
+import time
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import openmm
 from openmm import app
 
-from .results import binding_correction, leg_summary, write_json
+from ..files import write_text
+from .convergence import correction_verdict, leg_target, leg_verdict
+from .equilibrium import is_root
+from .interrupt import GracefulInterrupt, StopFlag, never
+from .results import binding_correction, kt_kcal_per_mol, leg_summary, write_json
+from .resume import check_resumable, clear_output, leg_fingerprint, ligand_elements, record
 from .settings import ProtocolSettings
 
 logger = logging.getLogger(__name__)
@@ -37,9 +51,12 @@ class LegInput:
     positions
         Positions (Quantity or nm).
     ml_atoms
-        Ligand atom indices.
+        Ligand atom indices. The two legs list the ligand's atoms in the same order (that order
+        is the mapping between them).
     box_vectors
         Box vectors of a periodic system, or ``None``.
+    files
+        Input files the leg was read from (option -> path), fingerprinted for resuming.
     """
 
     name: str
@@ -48,24 +65,38 @@ class LegInput:
     positions: Any
     ml_atoms: Sequence[int]
     box_vectors: Optional[Any] = None
+    files: Optional[Dict[str, str]] = None
 
 
-def _is_root() -> bool:
-    import mpiplus
+def check_same_ligand(first: LegInput, second: LegInput) -> None:
+    """Raise ``ValueError`` unless both legs' ligands have the same elements in the same order."""
+    a = ligand_elements(first.topology, [int(i) for i in first.ml_atoms])
+    b = ligand_elements(second.topology, [int(i) for i in second.ml_atoms])
+    if a == b:
+        return
 
-    comm = mpiplus.get_mpicomm()
-    return comm is None or comm.rank == 0
+    def formula(symbols: List[str]) -> str:
+        return "".join(f"{e}{symbols.count(e)}" for e in sorted(set(symbols)))
+
+    detail = f"{first.name} {len(a)} atoms {formula(a)}, {second.name} {len(b)} atoms {formula(b)}"
+    if len(a) == len(b) and sorted(a) == sorted(b):
+        k = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+        detail += (f"; position {k}: {first.name} atom {int(first.ml_atoms[k])} is {a[k]}, {second.name} atom "
+                   f"{int(second.ml_atoms[k])} is {b[k]} (list the ligand atoms of both legs in the same order)")
+    raise ValueError(f"the {first.name} and {second.name} legs hold different ligands ({detail})")
+
+
+def _platform_context(system: openmm.System, integrator: openmm.Integrator, platform: Optional[str]) -> openmm.Context:
+    if platform:
+        return openmm.Context(system, integrator, openmm.Platform.getPlatformByName(platform))
+    return openmm.Context(system, integrator)
 
 
 def minimize_mm(leg: LegInput, platform: Optional[str], max_iterations: int = 0) -> Any:
     """Positions of ``leg`` minimised with its MM System (the lambda = 0 end state, no ANI cost)."""
     from openmm import unit
 
-    integrator = openmm.VerletIntegrator(0.001)
-    if platform:
-        context = openmm.Context(leg.system, integrator, openmm.Platform.getPlatformByName(platform))
-    else:
-        context = openmm.Context(leg.system, integrator)
+    context = _platform_context(leg.system, openmm.VerletIntegrator(0.001), platform)
     if leg.box_vectors is not None:
         context.setPeriodicBoxVectors(*leg.box_vectors)
     context.setPositions(leg.positions)
@@ -75,8 +106,70 @@ def minimize_mm(leg: LegInput, platform: Optional[str], max_iterations: int = 0)
     return positions.in_units_of(unit.nanometer)
 
 
-def run_leg(leg: LegInput, settings: ProtocolSettings, output_dir: str, progress: bool = True) -> Optional[Dict[str, Any]]:
-    """Run the equilibrium and switching parts of one leg.
+def _start_positions(leg: LegInput, settings: ProtocolSettings, directory: str) -> Any:
+    """The minimised (or given) start positions, stored once in ``start.xml`` and reused."""
+    path = os.path.join(directory, "start.xml")
+    if os.path.exists(path):
+        with open(path) as stream:
+            return openmm.XmlSerializer.deserialize(stream.read()).getPositions(asNumpy=True)
+    positions = minimize_mm(leg, settings.platform, settings.minimize_iterations) if settings.minimize else leg.positions
+    if is_root():
+        context = _platform_context(leg.system, openmm.VerletIntegrator(0.001), "Reference")
+        context.setPositions(positions)
+        write_text(path, openmm.XmlSerializer.serialize(context.getState(getPositions=True)))
+        del context
+    return positions
+
+
+def interpolating_system(leg: LegInput, settings: ProtocolSettings) -> openmm.System:
+    """The leg's ``lambda_interpolate`` System (ANI ligand in a ``TorchForce``), with a barostat for NPT."""
+    from ..openmm import ANIPotential
+    from .states import add_barostat
+
+    potential = ANIPotential(settings.model, precision=settings.precision)
+    system = potential.createMixedSystem(leg.topology, leg.system, leg.ml_atoms, interpolate=True)
+    if settings.pressure_atm is not None:
+        if not system.usesPeriodicBoundaryConditions():
+            raise ValueError(f"a pressure needs a periodic {leg.name} system")
+        add_barostat(system, settings.pressure_atm, settings.temperature_k)
+    return system
+
+
+def _schedule(system: openmm.System, positions: Any, leg: LegInput, settings: ProtocolSettings, directory: str,
+              progress: bool) -> Tuple[List[float], Optional[Dict[str, Any]]]:
+    """The leg's windows: fixed by the settings, stored by an earlier call, or from a new pilot."""
+    from .equilibrium import broadcast
+    from .plots import plot_schedule
+    from .schedule import pilot_schedule
+
+    fixed = settings.lambda_values()
+    if fixed is not None:
+        return fixed, None
+    path = os.path.join(directory, "schedule.json")
+    stored = None
+    if is_root() and os.path.exists(path):
+        with open(path) as stream:
+            stored = json.load(stream)
+    stored = broadcast(stored)
+    if stored is None:
+        schedule = pilot_schedule(system, positions, settings, leg.box_vectors, progress, f"{leg.name} pilot").to_dict()
+        if is_root():
+            write_json(schedule, path)
+            plot_schedule(schedule["pilot_lambdas"], schedule["pilot_sigma_kt"], schedule["lambdas"],
+                          os.path.join(directory, "schedule.png"), f"{leg.name}: pilot and windows")
+        stored = schedule
+    return [float(v) for v in stored["lambdas"]], stored
+
+
+def _budget(settings: ProtocolSettings) -> Optional[float]:
+    if settings.max_time_s is None:
+        return None
+    both = settings.n_iterations > 0 and settings.n_switches > 0
+    return settings.max_time_s / 2.0 if both else settings.max_time_s
+
+
+def run_leg(leg: LegInput, settings: ProtocolSettings, output_dir: str, progress: bool = True, stop: StopFlag = never) -> Optional[Dict[str, Any]]:
+    """Run (or continue) the equilibrium and switching parts of one leg.
 
     Parameters
     ----------
@@ -88,55 +181,90 @@ def run_leg(leg: LegInput, settings: ProtocolSettings, output_dir: str, progress
         The ligand's output directory (the leg writes into ``output_dir/leg.name``).
     progress
         Show progress bars.
+    stop
+        Polled at safe points; when true the leg saves and raises ``KeyboardInterrupt``.
 
     Returns
     -------
     dict or None
-        ``{"equilibrium": ..., "switching": ..., "summary": ...}`` (kT and kcal/mol) on MPI
-        rank 0, ``None`` on other ranks.
+        ``{"equilibrium", "switching", "summary", "schedule", "wall_time_s", ...}`` (kT and
+        kcal/mol) on MPI rank 0, ``None`` on other ranks.
     """
-    from ..openmm import ANIPotential
     from .equilibrium import run_replica_exchange
     from .plots import plot_overlap, plot_work
     from .switching import run_switching
 
     settings.validate()
+    started = time.monotonic()
     directory = os.path.join(output_dir, leg.name)
     os.makedirs(directory, exist_ok=True)
-    potential = ANIPotential(settings.model, precision=settings.precision)
-    system = potential.createMixedSystem(leg.topology, leg.system, leg.ml_atoms, interpolate=True)
-    positions = minimize_mm(leg, settings.platform, settings.minimize_iterations) if settings.minimize else leg.positions
-    equilibrium = None
-    if settings.n_iterations > 0:
-        result = run_replica_exchange(
-            system, positions, settings, os.path.join(directory, "replica_exchange.nc"),
-            box_vectors=leg.box_vectors, progress=progress, description=f"{leg.name} replica exchange",
-        )
-        if result is not None:
-            equilibrium = result.to_dict()
-            plot_overlap(result.overlap, result.lambdas, os.path.join(directory, "overlap.png"), f"{leg.name}: MBAR overlap")
-    if not _is_root():
+    timing_path = os.path.join(directory, "timing.json")
+    spent = 0.0
+    if os.path.exists(timing_path):
+        with open(timing_path) as stream:
+            spent = float(json.load(stream)["wall_time_s"])
+    kt = kt_kcal_per_mol(settings.temperature_k)
+    target_kt = leg_target(settings.target_error_kcal_per_mol) / kt if settings.target_error_kcal_per_mol is not None else None
+    try:
+        system = interpolating_system(leg, settings)
+        positions = _start_positions(leg, settings, directory)
+        lambdas, schedule = _schedule(system, positions, leg, settings, directory, progress)
+        equilibrium = switching = None
+        storage = os.path.join(directory, "replica_exchange.nc")
+        if settings.n_iterations > 0:
+            mbar = run_replica_exchange(system, positions, settings, storage, box_vectors=leg.box_vectors, progress=progress,
+                                 description=f"{leg.name} replica exchange", lambdas=lambdas, target_error_kt=target_kt,
+                                 max_time_s=_budget(settings), stop=stop)
+            equilibrium = None if mbar is None else mbar.to_dict()
+        if settings.n_switches > 0:
+            result = run_switching(system, positions, settings, box_vectors=leg.box_vectors, progress=progress,
+                                   description=f"{leg.name} switching", store=os.path.join(directory, "switching.json"),
+                                   target_error_kt=target_kt, max_time_s=_budget(settings), stop=stop)
+            switching = None if result is None else result.to_dict()
+    finally:
+        if is_root():
+            write_json({"wall_time_s": spent + time.monotonic() - started}, timing_path)
+    if not is_root():
         return None
-    switching = None
-    if settings.n_switches > 0:
-        path = os.path.join(directory, "switching.json")
-        if os.path.exists(path):
-            with open(path) as stream:
-                switching = json.load(stream)
-            logger.info("reusing switching work values from %s", path)
-        else:
-            switching = run_switching(
-                system, positions, settings, box_vectors=leg.box_vectors, progress=progress, description=leg.name
-            ).to_dict()
-            write_json(switching, path)
+    if equilibrium is not None and equilibrium["status"] == "ok":
+        plot_overlap(equilibrium["overlap"], lambdas, os.path.join(directory, "overlap.png"), f"{leg.name}: MBAR overlap")
+    if switching is not None:
         plot_work(switching["forward_work"], switching["reverse_work"], switching["bar_delta_f_kt"],
                   os.path.join(directory, "work.png"), f"{leg.name}: switching work")
-    return {
-        "equilibrium": equilibrium,
-        "switching": switching,
-        "summary": leg_summary(equilibrium, switching, settings.temperature_k),
-        "ml_atoms": [int(i) for i in leg.ml_atoms],
-    }
+    summary = leg_summary(equilibrium, switching, settings.temperature_k)
+    _plot_convergence(equilibrium, switching, settings, len(lambdas), kt, os.path.join(directory, "convergence.png"), leg.name)
+    n_iterations = 0 if equilibrium is None else equilibrium["n_iterations"]
+    verdict = leg_verdict(leg.name, summary, equilibrium, switching, kt, leg_target(settings.target_error_kcal_per_mol),
+                          settings.length_per_window, n_iterations)
+    with open(timing_path) as stream:
+        wall = float(json.load(stream)["wall_time_s"])
+    return {"equilibrium": equilibrium, "switching": switching, "summary": summary, "schedule": schedule, "lambdas": lambdas,
+            "verdict": verdict, "wall_time_s": wall, "ml_atoms": [int(i) for i in leg.ml_atoms]}
+
+
+def _plot_convergence(equilibrium: Optional[Dict[str, Any]], switching: Optional[Dict[str, Any]], settings: ProtocolSettings,
+                      n_states: int, kt: float, path: str, name: str) -> None:
+    """dG against simulated time (ns): MBAR at earlier iteration counts, BAR at earlier switch counts."""
+    from .plots import plot_convergence
+    from .switching import bar_estimate
+
+    ns_per_step = settings.timestep_fs * 1e-6
+    series: Dict[str, List[Tuple[float, float, float]]] = {}
+    if equilibrium is not None and equilibrium.get("history"):
+        per_iteration = settings.steps_per_iteration * n_states * ns_per_step
+        series["MBAR (replica exchange)"] = [(h["iteration"] * per_iteration, h["delta_f_kt"] * kt, h["d_delta_f_kt"] * kt)
+                                             for h in equilibrium["history"] if math.isfinite(h["delta_f_kt"])]
+    if switching is not None:
+        n = min(len(switching["forward_work"]), len(switching["reverse_work"]))
+        per_switch = 2 * (settings.switching_steps + settings.steps_between_switches) * ns_per_step
+        points = []
+        for k in sorted({max(4, int(round(n * f))) for f in (0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)}):
+            if k <= n:
+                value, _, error = bar_estimate(switching["forward_work"][:k], switching["reverse_work"][:k], 0, settings.seed)
+                points.append((k * per_switch, value * kt, error * kt))
+        series["BAR (switching)"] = points
+    if any(series.values()):
+        plot_convergence(series, path, f"{name}: dG against simulated time")
 
 
 def run_correction(
@@ -146,41 +274,60 @@ def run_correction(
     output_dir: str,
     mm_binding_kcal_per_mol: Optional[float] = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> Optional[Dict[str, Any]]:
-    """Both legs and the binding correction; writes ``results.json``.
+    """Both legs, the binding correction and the convergence verdict; writes ``results.json``.
 
     Parameters
     ----------
     complex_leg, solvent_leg
-        The two systems with the same ligand.
+        The two systems with the same ligand (same elements in the same order).
     settings
         Protocol settings (shared by both legs).
     output_dir
-        Output directory of this ligand.
+        Output directory of this ligand. A directory holding a run with other settings or
+        inputs is refused (``ValueError`` listing the differences) unless ``overwrite``.
     mm_binding_kcal_per_mol
         MM binding free energy to correct, kcal/mol.
     progress
         Show progress bars.
+    overwrite
+        Remove an earlier run in ``output_dir`` first.
 
     Returns
     -------
     dict or None
         The results (also in ``output_dir/results.json``) on MPI rank 0, else ``None``.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        After Ctrl-C, once the files are saved (the run can be continued).
     """
     settings.validate()
+    check_same_ligand(complex_leg, solvent_leg)
+    current = record(settings, {leg.name: leg_fingerprint(leg) for leg in (complex_leg, solvent_leg)})
     os.makedirs(output_dir, exist_ok=True)
-    if _is_root():
-        write_json(settings.to_dict(), os.path.join(output_dir, "settings.json"))
+    if overwrite and is_root():
+        clear_output(output_dir)
+    check_resumable(output_dir, current)
+    if is_root():
+        write_json(current, os.path.join(output_dir, "settings.json"))
     legs: Dict[str, Any] = {}
-    for leg in (complex_leg, solvent_leg):
-        legs[leg.name] = run_leg(leg, settings, output_dir, progress)
-    if not _is_root():
+    with GracefulInterrupt() as interrupt:
+        for leg in (complex_leg, solvent_leg):
+            legs[leg.name] = run_leg(leg, settings, output_dir, progress, stop=lambda: interrupt.requested)
+    if not is_root():
         return None
+    correction = binding_correction(legs[complex_leg.name]["summary"], legs[solvent_leg.name]["summary"], mm_binding_kcal_per_mol)
+    verdict = correction_verdict({name: leg.pop("verdict") for name, leg in legs.items()}, correction["d_ddg_kcal_per_mol"],
+                                 settings.target_error_kcal_per_mol)
     results = {
         "settings": settings.to_dict(),
         "legs": legs,
-        "correction": binding_correction(legs[complex_leg.name]["summary"], legs[solvent_leg.name]["summary"], mm_binding_kcal_per_mol),
-        "units": {"energies": "kcal/mol unless the key ends in _kt (units of k_B T)", "work": "k_B T"},
+        "correction": correction,
+        "verdict": verdict,
+        "units": {"energies": "kcal/mol unless the key ends in _kt (units of k_B T)", "work": "k_B T", "time": "s"},
     }
     write_json(results, os.path.join(output_dir, "results.json"))
     return results

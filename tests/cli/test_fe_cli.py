@@ -10,6 +10,10 @@ compared with ~3e5 kcal/mol of absolute ANI-MM offset: wrong units or signs fail
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import openmm
@@ -22,6 +26,7 @@ from openmm_ani.cli import main
 from openmm_ani.units import HARTREE_TO_KCAL_PER_MOL, NM_TO_ANGSTROM
 
 openmmtools = pytest.importorskip("openmmtools")
+from openmmtools import multistate  # noqa: E402
 DATA = os.path.join(os.path.dirname(openmmtools.__file__), "data", "alanine-dipeptide-gbsa")
 PRMTOP = os.path.join(DATA, "alanine-dipeptide.prmtop")
 CRD = os.path.join(DATA, "alanine-dipeptide.crd")
@@ -29,7 +34,7 @@ CRD = os.path.join(DATA, "alanine-dipeptide.crd")
 PROTOCOL = [
     "--n-states", "3", "--n-iterations", "4", "--steps-per-iteration", "10", "--n-switches", "3",
     "--switching-steps", "10", "--equilibration-steps", "10", "--steps-between-switches", "5",
-    "--platform", "Reference", "--precision", "double", "--minimize-iterations", "50", "--no-progress",
+    "--platform", "Reference", "--precision", "single", "--minimize-iterations", "50", "--no-progress",
 ]
 
 
@@ -79,6 +84,25 @@ def test_fe_correct_end_to_end(tmp_path, capsys):
         again = json.load(stream)
     assert again["correction"] == results["correction"]
 
+    # Issue 9 case 1: a rerun with settings that change the stored samples stops, listing them
+    # (the windows 0, 0.5, 1 are those of --n-states 3, and more switches only extend the run).
+    changed = ["--lambdas", "0,0.5,1", "--model", "ani1x", "--seed", "7", "--n-switches", "8"]
+    capsys.readouterr()
+    assert main(["fe-correct", *leg_args("complex"), *leg_args("solvent"), "--output", out, *PROTOCOL, *changed]) == 1
+    err = capsys.readouterr().err
+    assert "model \"ani1ccx\" -> \"ani1x\"" in err and "seed 2024 -> 7" in err and "--overwrite" in err, err
+    assert "windows" not in err and "n_switches" not in err and len(err.strip().splitlines()) == 1
+    with open(os.path.join(out, "results.json")) as stream:
+        assert json.load(stream) == again  # untouched
+    # ... while more switches extend it: the stored replica exchange is reused, 2 switches are added.
+    assert main(["fe-correct", *leg_args("complex"), *leg_args("solvent"), "--output", out, "--mm-binding", "-6.5", *PROTOCOL,
+                 "--n-switches", "5"]) == 0
+    with open(os.path.join(out, "results.json")) as stream:
+        extended = json.load(stream)
+    assert extended["legs"]["complex"]["switching"]["forward_work"][:3] == complex_leg["switching"]["forward_work"]
+    assert len(extended["legs"]["complex"]["switching"]["forward_work"]) == 5
+    assert extended["legs"]["complex"]["equilibrium"]["delta_f_kt"] == complex_leg["equilibrium"]["delta_f_kt"]
+
 
 def test_fe_correct_bad_input(tmp_path, capsys):
     out = str(tmp_path / "bad")
@@ -93,3 +117,52 @@ def test_fe_correct_bad_input(tmp_path, capsys):
     assert "[99] are out of range" in capsys.readouterr().err
     assert main(["fe-correct", *leg_args("complex"), *leg_args("solvent"), "--n-states", "1", "--output", out, *PROTOCOL[2:]]) == 1
     assert "at least two lambda windows" in capsys.readouterr().err
+
+
+def test_fe_correct_refuses_different_ligands(tmp_path, capsys):
+    """Issue 9 case 3: B2 (CB7 host-guest) in the complex, the 18-atom T4 ligand as solvent gave ddG = -145122."""
+    cb7 = os.path.join(os.path.dirname(openmmtools.__file__), "data", "cb7-b2")
+    t4 = os.path.join(os.path.dirname(openmmtools.__file__), "data", "T4-lysozyme-L99A-implicit")
+    b2 = [a.index for a in app.AmberPrmtopFile(os.path.join(cb7, "complex-explicit.prmtop")).topology.atoms() if a.residue.name == "B2"]
+    status = main(["fe-correct", "--complex-prmtop", os.path.join(cb7, "complex-explicit.prmtop"),
+                   "--complex-coords", os.path.join(cb7, "complex-explicit.inpcrd"), "--complex-ligand-atoms", ",".join(map(str, b2)),
+                   "--solvent-prmtop", os.path.join(t4, "ligand.prmtop"), "--solvent-coords", os.path.join(t4, "ligand-minimized.crd"),
+                   "--solvent-ligand-atoms", ",".join(str(i) for i in range(18)), "--output", str(tmp_path / "out"), *PROTOCOL])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "different ligands" in err and "complex 30 atoms" in err and "solvent 18 atoms C8H10" in err, err
+    assert not os.path.exists(tmp_path / "out" / "results.json")
+
+
+def test_fe_correct_ctrl_c_exits_130_and_resumes(tmp_path):
+    """Issue 9 case 12: Ctrl-C stops with exit 130, the files stay valid, and a rerun continues them."""
+    out = tmp_path / "lig"
+    protocol = [*PROTOCOL, "--n-iterations", "40", "--check-interval", "10"]
+    command = [sys.executable, "-m", "openmm_ani", "fe-correct", *leg_args("complex"), *leg_args("solvent"), "--output", str(out), *protocol]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    storage = out / "complex" / "replica_exchange.nc"
+    deadline = time.monotonic() + 300
+    while not storage.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 130, err[-2000:]
+    assert "interrupted" in err
+    assert not (out / "results.json").exists()
+    reporter = multistate.MultiStateReporter(str(storage), open_mode="r")
+    try:
+        stopped_at = int(reporter.read_last_iteration(last_checkpoint=True))
+        before = np.array(reporter.read_energies()[0])[: stopped_at + 1]
+    finally:
+        reporter.close()
+    assert 0 < stopped_at < 40 and stopped_at % 10 == 0  # stopped on a checkpoint, before the end
+    # The rerun continues the same file to 40 iterations and finishes both legs.
+    assert main(["fe-correct", *leg_args("complex"), *leg_args("solvent"), "--output", str(out), *protocol]) == 0
+    reporter = multistate.MultiStateReporter(str(storage), open_mode="r")
+    try:
+        after = np.array(reporter.read_energies()[0])
+    finally:
+        reporter.close()
+    assert after.shape[0] == 41
+    np.testing.assert_array_equal(after[: stopped_at + 1], before)
+    assert (out / "results.json").exists()

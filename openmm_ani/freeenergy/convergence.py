@@ -1,0 +1,151 @@
+"""The convergence verdict of a leg and of the correction, with what to extend and by how much.
+
+A leg is converged when every required check passes:
+
+* ``error``: its uncertainty (MBAR, or BAR without replica exchange) is at most the leg's
+  target (the correction's target / sqrt(2); 0.5 kcal/mol per leg without a target);
+* ``mbar_bar_agreement``: MBAR and BAR differ by at most twice their combined uncertainty;
+* ``neighbour_overlap``: every neighbouring pair of windows has an MBAR overlap of at least
+  :data:`~openmm_ani.freeenergy.analysis.MIN_NEIGHBOUR_OVERLAP`;
+* ``effective_samples``: at least :data:`MIN_EFFECTIVE` decorrelated replica-exchange
+  iterations and :data:`MIN_EFFECTIVE` switches per direction.
+
+The forward/reverse Jarzynski gap is reported as an advisory check (a large gap means
+dissipative switches: BAR stays valid but needs more of them; longer switches help).
+
+Recommendations extrapolate with the 1/sqrt(N) law: a leg whose error is ``e`` after ``N``
+samples needs about ``N (e / target)^2``.
+"""
+
+import math
+from typing import Any, Dict, List, Optional
+
+from .analysis import MIN_NEIGHBOUR_OVERLAP, windows_to_add
+
+#: Least decorrelated iterations / switches per direction for a verdict of converged.
+MIN_EFFECTIVE = 50
+#: Per-leg error (kcal/mol) when no target is given.
+DEFAULT_LEG_TARGET = 0.5
+#: Forward/reverse Jarzynski gap (kcal/mol) above which longer switches are advised.
+JARZYNSKI_GAP = 1.0
+
+
+def leg_target(target_error_kcal_per_mol: Optional[float]) -> float:
+    """Per-leg error target (kcal/mol) for a target of the correction (independent legs add in quadrature)."""
+    return DEFAULT_LEG_TARGET if target_error_kcal_per_mol is None else float(target_error_kcal_per_mol) / math.sqrt(2.0)
+
+
+def _check(passed: bool, value: Any, limit: Any, required: bool = True) -> Dict[str, Any]:
+    return {"passed": bool(passed), "value": value, "limit": limit, "required": required}
+
+
+def leg_verdict(name: str, summary: Dict[str, Any], equilibrium: Optional[Dict[str, Any]], switching: Optional[Dict[str, Any]],
+                kt: float, target: float, length_per_window: float, n_iterations: int) -> Dict[str, Any]:
+    """Checks and recommendations of one leg.
+
+    Parameters
+    ----------
+    name
+        Leg name (for the messages).
+    summary
+        :func:`openmm_ani.freeenergy.results.leg_summary` of the leg (kcal/mol).
+    equilibrium, switching
+        ``MBARResult.to_dict()`` and ``SwitchingResult.to_dict()`` (kT), or ``None``.
+    kt
+        k_B T, kcal/mol.
+    target
+        The leg's error target, kcal/mol.
+    length_per_window
+        Thermodynamic length per window used to size inserted windows, kT.
+    n_iterations
+        Iterations of the replica exchange so far (for the extension).
+
+    Returns
+    -------
+    dict
+        ``converged``, ``checks`` (name -> passed/value/limit/required), ``advice`` (what to
+        extend for a verdict of converged) and ``notes`` (advisory: a better second estimator).
+    """
+    checks: Dict[str, Dict[str, Any]] = {}
+    advice: List[str] = []
+    notes: List[str] = []
+    error = summary.get("d_delta_g_kcal_per_mol")
+    checks["error"] = _check(error is not None and math.isfinite(error) and error <= target, error, target)
+    if equilibrium is not None:
+        if equilibrium["status"] != "ok":
+            checks["mbar"] = _check(False, equilibrium["status"], "ok")
+            advice.append(f"{name}: {equilibrium['message']}")
+        overlaps = equilibrium.get("neighbour_overlaps") or []
+        spreads = equilibrium.get("neighbour_spread_kt") or []
+        lambdas = equilibrium["lambdas"]
+        if overlaps:
+            bad = [i for i, o in enumerate(overlaps) if o < MIN_NEIGHBOUR_OVERLAP]
+            checks["neighbour_overlap"] = _check(not bad, min(overlaps), MIN_NEIGHBOUR_OVERLAP)
+        else:  # MBAR failed: judge the gaps by their spread
+            bad = [i for i, s in enumerate(spreads) if not (math.isfinite(s) and s <= 2.0 * length_per_window)]
+            checks["neighbour_overlap"] = _check(False, None, MIN_NEIGHBOUR_OVERLAP)
+        for i, values in windows_to_add(lambdas, spreads, length_per_window, bad).items():
+            spread = spreads[i] if i < len(spreads) else float("nan")
+            advice.append(f"{name}: windows {lambdas[i]:g} and {lambdas[i + 1]:g} do not overlap (spread {spread:.1f} kT): "
+                          f"add lambda {', '.join(f'{v:g}' for v in values)} (--lambdas), then rerun with --overwrite")
+        n_eff = equilibrium.get("n_effective", 0.0)
+        checks["effective_samples"] = _check(n_eff >= MIN_EFFECTIVE, n_eff, MIN_EFFECTIVE)
+        mbar_error = summary.get("mbar_error_kcal_per_mol")
+        if mbar_error is not None and math.isfinite(mbar_error) and mbar_error > target:
+            factor = (mbar_error / target) ** 2
+            advice.append(f"{name}: MBAR error {mbar_error:.2f} > {target:.2f} kcal/mol: extend replica exchange to about "
+                          f"{int(math.ceil(max(n_iterations, 1) * factor))} iterations (--n-iterations; x{factor:.1f} the samples)")
+        elif n_eff < MIN_EFFECTIVE:
+            factor = MIN_EFFECTIVE / max(n_eff, 1.0)
+            advice.append(f"{name}: only {n_eff:.0f} decorrelated iterations: extend replica exchange to about "
+                          f"{int(math.ceil(max(n_iterations, 1) * factor))} iterations")
+    if switching is not None:
+        n = min(len(switching["forward_work"]), len(switching["reverse_work"]))
+        eff = checks.get("effective_samples")
+        ok = n >= MIN_EFFECTIVE and (eff is None or eff["passed"])
+        checks["effective_samples"] = _check(ok, {"iterations": None if eff is None else eff["value"], "switches": n}, MIN_EFFECTIVE)
+        bar_error = summary.get("bar_error_kcal_per_mol")
+        if bar_error is not None and math.isfinite(bar_error) and bar_error > target:
+            factor = (bar_error / target) ** 2
+            (advice if summary.get("estimator") == "BAR" else notes).append(f"{name}: BAR error {bar_error:.2f} > {target:.2f} kcal/mol: about {int(math.ceil(n * factor))} "
+                          f"switches per direction (--n-switches)")
+        gap = abs(switching["jarzynski_forward_kt"] - switching["jarzynski_reverse_kt"]) * kt
+        checks["jarzynski_gap"] = _check(gap <= JARZYNSKI_GAP, gap, JARZYNSKI_GAP, required=False)
+        if gap > JARZYNSKI_GAP:
+            notes.append(f"{name}: forward/reverse Jarzynski estimates differ by {gap:.1f} kcal/mol: the switches dissipate; "
+                          f"longer switches (--switching-steps x2) need fewer of them")
+    if equilibrium is not None and switching is not None and "mbar_kcal_per_mol" in summary:
+        m, b = summary["mbar_kcal_per_mol"], summary["bar_kcal_per_mol"]
+        sigma = math.hypot(summary["mbar_error_kcal_per_mol"], summary["bar_error_kcal_per_mol"])
+        finite = all(math.isfinite(v) for v in (m, b, sigma))
+        difference = abs(m - b) if finite else None
+        checks["mbar_bar_agreement"] = _check(finite and difference <= 2.0 * sigma, difference, None if not finite else 2.0 * sigma)
+        if finite and difference > 2.0 * sigma:
+            advice.append(f"{name}: MBAR and BAR differ by {difference:.2f} kcal/mol (> 2 sigma = {2 * sigma:.2f}): extend both")
+    converged = all(c["passed"] for c in checks.values() if c["required"])
+    return {"converged": converged, "checks": checks, "advice": advice, "notes": notes, "target_kcal_per_mol": target}
+
+
+def correction_verdict(legs: Dict[str, Dict[str, Any]], d_ddg: float, target: Optional[float]) -> Dict[str, Any]:
+    """Verdict of the correction: both legs converged and ddG's error within the target."""
+    limit = target if target is not None else DEFAULT_LEG_TARGET * math.sqrt(2.0)
+    within = math.isfinite(d_ddg) and d_ddg <= limit
+    converged = within and all(v["converged"] for v in legs.values())
+    advice = [a for v in legs.values() for a in v["advice"]]
+    if not within and math.isfinite(d_ddg):
+        worst = max(legs, key=lambda k: legs[k]["checks"]["error"]["value"] or 0.0)
+        advice.insert(0, f"ddG error {d_ddg:.2f} > {limit:.2f} kcal/mol: the {worst} leg contributes most")
+    return {"converged": converged, "d_ddg_kcal_per_mol": d_ddg, "target_kcal_per_mol": limit, "legs": legs, "advice": advice}
+
+
+def verdict_lines(verdict: Dict[str, Any]) -> List[str]:
+    """The verdict as lines for the screen."""
+    state = "CONVERGED" if verdict["converged"] else "NOT CONVERGED"
+    lines = [f"verdict: {state} (ddG error {verdict['d_ddg_kcal_per_mol']:.2f}, target {verdict['target_kcal_per_mol']:.2f} kcal/mol)"]
+    for name, leg in verdict["legs"].items():
+        failed = [k for k, c in leg["checks"].items() if not c["passed"]]
+        lines.append(f"  {name}: {'converged' if leg['converged'] else 'not converged'}"
+                     + (f" (failed: {', '.join(failed)})" if failed else ""))
+    lines.extend(f"  - {a}" for a in verdict["advice"])
+    lines.extend(f"  (note) {n}" for leg in verdict["legs"].values() for n in leg.get("notes", []))
+    return lines
