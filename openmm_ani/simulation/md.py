@@ -73,8 +73,9 @@ class MDSettings:
         if self.report_interval < 1:
             raise ValueError(f"report interval must be >= 1, got {self.report_interval}")
         for name in ("timestep_fs", "temperature_k", "friction_per_ps"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be positive, got {value}")
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0, got {self.threads}")
         if self.minimize_iterations < 0:

@@ -139,6 +139,7 @@ def cases() -> List[Tuple[str, List[str], str]]:
         ("simulate-negative-threads-item16", ["simulate", L, "--threads", "-3", "--output", out], "--threads"),
         ("simulate-zero-timestep", ["simulate", L, "--timestep", "0", "--output", out], "timestep_fs must be positive"),
         ("simulate-nan-timestep", ["simulate", L, "--timestep", "nan", "--output", out], "timestep_fs must be positive"),
+        ("simulate-infinite-friction", ["simulate", L, "--friction", "inf", "--output", out], "friction_per_ps must be"),
         ("simulate-negative-temperature", ["simulate", L, "--temperature", "-5", "--output", out], "temperature_k"),
         ("simulate-zero-report-interval", ["simulate", L, "--report-interval", "0", "--output", out], "--report-interval"),
         ("simulate-unknown-platform", ["simulate", L, "--platform", "Nope", "--steps", "1", "--output", out], "Nope"),
