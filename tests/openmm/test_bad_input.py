@@ -301,3 +301,24 @@ def test_virtual_sites_outside_the_ml_region(double, dipeptide_tip4pew):
     expected_forces = mm_forces - pair_forces + ani_forces
     assert energy == pytest.approx(expected, abs=1e-6 * abs(expected))
     assert np.abs(forces - expected_forces).max() < 1e-6 * np.abs(expected_forces).max()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# item 16: non-finite positions are errors, not NaN energies
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("platform, value, message", [
+    ("CPU", np.inf, r"positions of ML atoms \[4\] are NaN or infinite"),
+    ("Reference", np.inf, r"positions of ML atoms \[4\] are NaN or infinite"),
+    ("Reference", np.nan, r"positions of ML atoms \[4\] are NaN or infinite"),
+    ("CPU", np.nan, r"Particle coordinate is NaN"),  # OpenMM's CPU platform checks NaN itself
+])
+def test_non_finite_positions_are_errors(single, ligand, platform, value, message):
+    """The old code returned a NaN energy for inf positions on CPU and NaN positions on Reference."""
+    positions, numbers = ligand
+    moved = positions.copy()
+    moved[4, 1] = value
+    context = context_for(single.createForce(numbers), 18, platform=platform)
+    with pytest.raises(openmm.OpenMMException, match=message):
+        energy_forces(context, moved)
