@@ -91,14 +91,16 @@ def leg_verdict(name: str, summary: Dict[str, Any], equilibrium: Optional[Dict[s
         n_eff = equilibrium.get("n_effective", 0.0)
         checks["effective_samples"] = _check(n_eff >= MIN_EFFECTIVE, n_eff, MIN_EFFECTIVE)
         mbar_error = summary.get("mbar_error_kcal_per_mol")
+        factor = 1.0
         if mbar_error is not None and math.isfinite(mbar_error) and mbar_error > target:
             factor = (mbar_error / target) ** 2
-            advice.append(f"{name}: MBAR error {mbar_error:.2f} > {target:.2f} kcal/mol: extend replica exchange to about "
-                          f"{int(math.ceil(max(n_iterations, 1) * factor))} iterations (--n-iterations; x{factor:.1f} the samples)")
-        elif n_eff < MIN_EFFECTIVE:
-            factor = MIN_EFFECTIVE / max(n_eff, 1.0)
-            advice.append(f"{name}: only {n_eff:.0f} decorrelated iterations: extend replica exchange to about "
-                          f"{int(math.ceil(max(n_iterations, 1) * factor))} iterations")
+        if n_eff < MIN_EFFECTIVE:
+            factor = max(factor, MIN_EFFECTIVE / max(n_eff, 1.0))
+        if factor > 1.0:
+            reason = (f"MBAR error {mbar_error:.2f} > {target:.2f} kcal/mol" if mbar_error is not None and mbar_error > target
+                      else f"only {n_eff:.0f} decorrelated iterations")
+            advice.append(f"{name}: {reason}: extend replica exchange to about {int(math.ceil(max(n_iterations, 1) * factor))} "
+                          f"iterations (--n-iterations; x{factor:.1f} the samples)")
     if switching is not None:
         n = min(len(switching["forward_work"]), len(switching["reverse_work"]))
         eff = checks.get("effective_samples")

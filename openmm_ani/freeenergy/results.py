@@ -81,6 +81,29 @@ def binding_correction(complex_leg: Dict[str, Any], solvent_leg: Dict[str, Any],
     return result
 
 
+def summary_table(results: Dict[str, Any]) -> Dict[str, Any]:
+    """The headline figures of :func:`~openmm_ani.freeenergy.workflow.run_correction`'s results.
+
+    Per leg: MBAR and BAR (kcal/mol) with uncertainties, the smallest neighbour overlap, windows,
+    iterations, decorrelated iterations, switches, wall time and the leg's verdict; then the
+    correction with the overall verdict and its advice.
+    """
+    table: Dict[str, Any] = {}
+    for name, data in results["legs"].items():
+        s, eq = data["summary"], data["equilibrium"] or {}
+        overlaps = eq.get("neighbour_overlaps") or []
+        table[name] = {
+            "mbar_kcal_per_mol": s.get("mbar_kcal_per_mol"), "mbar_error_kcal_per_mol": s.get("mbar_error_kcal_per_mol"),
+            "bar_kcal_per_mol": s.get("bar_kcal_per_mol"), "bar_error_kcal_per_mol": s.get("bar_error_kcal_per_mol"),
+            "min_neighbour_overlap": min(overlaps) if overlaps else None, "n_windows": len(data["lambdas"]),
+            "n_iterations": eq.get("n_iterations"), "n_effective": eq.get("n_effective"),
+            "n_switches": None if data["switching"] is None else len(data["switching"]["forward_work"]),
+            "wall_time_s": data["wall_time_s"], "converged": results["verdict"]["legs"][name]["converged"],
+        }
+    table["correction"] = {**results["correction"], "converged": results["verdict"]["converged"], "advice": results["verdict"]["advice"]}
+    return table
+
+
 def _strict(value: Any) -> Any:
     """``value`` with NaN/inf floats replaced by ``None`` (strict JSON has no NaN)."""
     if isinstance(value, float) and not math.isfinite(value):

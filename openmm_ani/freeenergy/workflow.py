@@ -28,6 +28,7 @@ import openmm
 from openmm import app
 
 from ..files import write_text
+from ..openmm.topology import validate_ml_atoms
 from .convergence import correction_verdict, leg_target, leg_verdict
 from .equilibrium import is_root
 from .interrupt import GracefulInterrupt, StopFlag, never
@@ -305,6 +306,8 @@ def run_correction(
         After Ctrl-C, once the files are saved (the run can be continued).
     """
     settings.validate()
+    for leg in (complex_leg, solvent_leg):
+        validate_ml_atoms(leg.topology, leg.system, leg.ml_atoms)
     check_same_ligand(complex_leg, solvent_leg)
     current = record(settings, {leg.name: leg_fingerprint(leg) for leg in (complex_leg, solvent_leg)})
     os.makedirs(output_dir, exist_ok=True)

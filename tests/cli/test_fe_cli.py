@@ -60,6 +60,13 @@ def test_fe_correct_end_to_end(tmp_path, capsys):
         assert os.path.getsize(os.path.join(out, name)) > 0
     with open(os.path.join(out, "complex", "overlap.png"), "rb") as stream:
         assert stream.read(8) == b"\x89PNG\r\n\x1a\n"
+    # 4 iterations and 3 switches cannot converge: the verdict says so and what to extend
+    verdict = results["verdict"]
+    assert verdict["converged"] is False and verdict["legs"]["complex"]["converged"] is False
+    samples = verdict["legs"]["complex"]["checks"]["effective_samples"]
+    assert not samples["passed"] and samples["value"]["switches"] == 3 and samples["value"]["iterations"] <= 5
+    assert any(a.startswith("complex: ") and "extend replica exchange to about" in a for a in verdict["advice"])
+    assert complex_leg["lambdas"] == [0.0, 0.5, 1.0] and complex_leg["schedule"] is None
 
     # Reference: energy gap E_ANI - E_MM(internal) at the input structure (the whole solute is ML,
     # so the ML-internal MM energy is the whole vacuum MM energy without the GB term).
