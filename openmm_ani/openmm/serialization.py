@@ -5,9 +5,12 @@
 reads it back too, but with the PyPI builds of openmmtorch 1.5 and OpenMM >= 8.6 the
 C++ ``TorchForceProxy::deserialize`` crashes the process (a segmentation fault inside
 ``SerializationNode::getStringProperty``; the two libraries disagree on that class's
-layout). :func:`deserialize_system` reads the same XML without that proxy: the TorchForce
-elements are rebuilt in Python from the encoded module, every other force goes through
-``XmlSerializer``, and the order of the forces is kept.
+layout). :func:`deserialize_system` reads the same XML without that proxy: the top-level
+TorchForce elements are rebuilt in Python from the encoded module, every other force goes
+through ``XmlSerializer``, and the order of the forces is kept. A TorchForce nested in another
+force (the ``CustomCVForce`` of an interpolating mixed system) can only be read by
+``XmlSerializer``: :func:`~openmm_ani.openmm.openmmtorch.require_torchforce_copies` checks
+first that this will not crash.
 """
 
 import os
@@ -15,7 +18,7 @@ import tempfile
 from typing import Any, List
 from xml.etree import ElementTree
 
-from .openmmtorch import import_openmmtorch
+from .openmmtorch import import_openmmtorch, require_torchforce_copies
 
 
 def deserialize_torch_force(element: ElementTree.Element) -> Any:
@@ -78,6 +81,8 @@ def deserialize_system(xml: str) -> Any:
     ------
     ValueError
         If ``xml`` is not a serialized System.
+    openmm_ani.openmm.openmmtorch.TorchForceCopyError
+        If a TorchForce is nested in another force and the installed OpenMM cannot read it.
     """
     import openmm
 
@@ -86,6 +91,8 @@ def deserialize_system(xml: str) -> Any:
         raise ValueError(f"not a serialized System (root element {root.tag!r})")
     forces_element = root.find("Forces")
     elements: List[ElementTree.Element] = [] if forces_element is None else list(forces_element)
+    if any(child.get("type") != "TorchForce" and child.find(".//Force[@type='TorchForce']") is not None for child in elements):
+        require_torchforce_copies()
     if forces_element is not None:
         for child in elements:
             forces_element.remove(child)
