@@ -10,7 +10,7 @@ import copy
 import itertools
 import re
 import xml.etree.ElementTree as ElementTree
-from typing import Optional, Sequence, Set, Tuple
+from typing import Callable, Optional, Sequence, Set, Tuple
 
 import openmm
 
@@ -42,13 +42,39 @@ _PARTICLE_ATTRIBUTE = re.compile(r"^p\d+$")
 _CMAP_PARTICLE_ATTRIBUTE = re.compile(r"^[ab]\d$")
 
 
-def split_bonded_terms(force: openmm.Force, ml: Set[int]) -> Tuple[openmm.Force, Optional[openmm.Force]]:
-    """Split a bonded force into (terms with a non-ML particle, terms with only ML particles).
+def _particle_order(name: str) -> Tuple[str, int]:
+    return name[0], int(name[1:])
+
+
+def split_bonded_terms(
+    force: openmm.Force,
+    ml: Set[int],
+    is_internal: Optional[Callable[[Sequence[int]], bool]] = None,
+) -> Tuple[openmm.Force, Optional[openmm.Force]]:
+    """Split a bonded force into (terms kept in MM, terms that ANI replaces).
 
     Works on the XML serialisation, so every bonded force type (custom ones with their
-    parameters, functions and derivatives included) is copied exactly. The second element
-    is ``None`` when the force has no ML-internal term.
+    parameters, functions and derivatives included) is copied exactly.
+
+    Parameters
+    ----------
+    force
+        A force of one of :data:`BONDED_TYPES`.
+    ml
+        The ML atoms.
+    is_internal
+        Decides from a term's particles (in the term's order: ``p1, p2, ...``; CMAP ``a1..a4,
+        b1..b4``) whether ANI replaces it; default: every particle is ML. Regions cut through
+        bonds use :meth:`.linkatoms.BoundaryRules.rule_for`.
+
+    Returns
+    -------
+    tuple
+        The force with the kept terms, and the force with the replaced terms (``None`` when
+        there are none).
     """
+    if is_internal is None:
+        is_internal = lambda particles: all(p in ml for p in particles)  # noqa: E731
     pattern = _CMAP_PARTICLE_ATTRIBUTE if isinstance(force, openmm.CMAPTorsionForce) else _PARTICLE_ATTRIBUTE
     root = ElementTree.fromstring(openmm.XmlSerializer.serialize(force))
     internal_root = copy.deepcopy(root)
@@ -59,8 +85,9 @@ def split_bonded_terms(force: openmm.Force, ml: Set[int]) -> Tuple[openmm.Force,
         terms = list(container)
         internal_terms = list(internal_container)
         for term, internal_term in zip(terms, internal_terms):
-            particles = [int(v) for k, v in term.attrib.items() if pattern.match(k)]
-            if particles and all(p in ml for p in particles):
+            names = sorted((k for k in term.attrib if pattern.match(k)), key=_particle_order)
+            particles = [int(term.attrib[k]) for k in names]
+            if particles and is_internal(particles):
                 container.remove(term)
                 n_internal += 1
             else:

@@ -12,6 +12,10 @@ and returns a new System in which
 * a ``TorchForce`` computes the ANI energy of the ML atoms only (any order, need not be
   contiguous).
 
+An ML region cut through covalent bonds of the topology (a side chain, a covalent ligand)
+gets a hydrogen cap on each cut bond, computed inside the TorchForce, and the bonded terms
+across the boundary follow openmm-ml 1.8 (see :mod:`.linkatoms`).
+
 Periodic systems: the ML region is made whole by the minimum image from its first atom,
 whatever the wrapping of the coordinates, and evaluated by ANI as an isolated molecule.
 **ML atoms never interact with periodic images of the ML region through ANI**; their
@@ -26,14 +30,16 @@ global parameter ``lambda_interpolate`` (default 1) and its energy derivative (s
 
 import copy
 import logging
-from typing import TYPE_CHECKING, Iterable, List
+from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Sequence
 
 import openmm
 
 from ...model import ANIModel
 from ..forces import create_module, create_torch_force
+from ..openmmtorch import require_torchforce_copies
 from ..topology import check_elements, validate_ml_atoms
 from .interpolation import custom_nonbonded_internal, interpolation_force, nonbonded_internal_forces
+from .linkatoms import BoundaryRules, check_cut_bonds_in_topology, create_link_atom_module, find_link_bonds
 from .surgery import BONDED_TYPES, UNCHANGED_TYPES, exclude_ml_pairs, remove_ml_pairs, split_bonded_terms
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -61,6 +67,7 @@ def create_mixed_system(
     interpolate: bool = False,
     removeConstraints: bool = True,
     forceGroup: int = 0,
+    linkAtomDistances: Optional[Iterable[Sequence[Any]]] = None,
 ) -> openmm.System:
     """A new System with the ML atoms described by ANI and the rest by the MM force field.
 
@@ -82,6 +89,11 @@ def create_mixed_system(
     forceGroup
         Force group of the ANI force (with ``interpolate``, of the ``CustomCVForce`` that holds
         it and the ML-internal MM terms).
+    linkAtomDistances
+        ``(atom1, atom2, distance)`` entries (distance a length ``Quantity`` or nm) setting the
+        ML atom to hydrogen-cap distance of link bonds, as in openmm-ml 1.8. An ML region cut
+        through bonds of the topology always gets a hydrogen cap on each cut bond (see
+        :mod:`.linkatoms`); the default distance is the sum of covalent radii.
 
     Returns
     -------
@@ -92,9 +104,12 @@ def create_mixed_system(
     ------
     ValueError
         Bad selections (see :func:`~openmm_ani.openmm.topology.validate_ml_atoms`), elements
-        the model lacks (naming the atoms), or a bad force group.
+        the model lacks (naming the atoms), a bad force group, bad ``linkAtomDistances``, or
+        System bonds across the boundary that the topology lacks.
     NotImplementedError
         ``interpolate`` with LJPME or parameter offsets on ML atoms.
+    openmm_ani.openmm.openmmtorch.TorchForceCopyError
+        ``interpolate`` where the installed OpenMM cannot copy a TorchForce (it would crash).
     """
     if isinstance(forceGroup, bool) or not 0 <= int(forceGroup) <= 31:
         raise ValueError(f"forceGroup must be in 0..31, got {forceGroup!r}")
@@ -102,6 +117,12 @@ def create_mixed_system(
     numbers = check_elements(topology, atoms, list(model.elements))
     ml = set(atoms)
     periodic = system.usesPeriodicBoundaryConditions()
+    links = find_link_bonds(topology, atoms, linkAtomDistances)
+    if not links:
+        check_cut_bonds_in_topology(topology, system, atoms)
+    rules = BoundaryRules(topology, atoms) if links else None
+    if interpolate:
+        require_torchforce_copies()  # the CustomCVForce copies the TorchForce
 
     new_system = _empty_copy(system)
     for k in range(system.getNumConstraints()):
@@ -112,7 +133,7 @@ def create_mixed_system(
     internal_forces: List[openmm.Force] = []
     for force in system.getForces():
         if isinstance(force, BONDED_TYPES):
-            kept, internal = split_bonded_terms(force, ml)
+            kept, internal = split_bonded_terms(force, ml, None if rules is None else rules.rule_for(force))
             new_system.addForce(kept)
             if internal is not None:
                 internal_forces.append(internal)
@@ -133,7 +154,12 @@ def create_mixed_system(
                 logger.warning("force %s (%s) is copied unchanged into the mixed system", force.getName(), type(force).__name__)
             new_system.addForce(copy.deepcopy(force))
 
-    ani = create_torch_force(create_module(model, numbers, atoms=atoms, make_whole=periodic), periodic, f"ANI {model.name}")
+    if links:
+        logger.info("ML region cut through %d bond(s): hydrogen caps on %s", len(links), [link[:2] for link in links])
+        module = create_link_atom_module(model, numbers, atoms, links, system.getNumParticles(), periodic)
+    else:
+        module = create_module(model, numbers, atoms=atoms, make_whole=periodic)
+    ani = create_torch_force(module, periodic, f"ANI {model.name}")
     if interpolate:
         ani = interpolation_force(ani, internal_forces)
     ani.setForceGroup(int(forceGroup))
