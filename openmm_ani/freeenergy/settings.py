@@ -20,7 +20,8 @@ QUANTITY_FIELDS: Dict[str, Tuple[Any, str]] = {
 
 #: Settings that only say how far a run goes: changing them extends (or stops) a stored run
 #: instead of invalidating it.
-EXTENDING_FIELDS = ("n_iterations", "n_switches", "target_error_kcal_per_mol", "max_time_s", "check_interval", "n_bootstrap")
+EXTENDING_FIELDS = ("n_iterations", "n_switches", "target_error_kcal_per_mol", "max_time_s", "equilibrium_time_fraction",
+                    "check_interval", "n_bootstrap")
 
 
 @dataclass
@@ -64,8 +65,10 @@ class ProtocolSettings:
         Target uncertainty of the correction ddG, kcal/mol: each leg's estimators stop when
         their error reaches ``target / sqrt(2)``; ``None`` runs to the iteration/switch limits.
     max_time_s
-        Wall-clock budget of one leg in one call, s (half for replica exchange, half for
-        switching when both run); ``None``: no limit. A rerun continues with a new budget.
+        Wall-clock budget of one leg in one call, s; ``None``: no limit. A rerun continues
+        with a new budget.
+    equilibrium_time_fraction
+        Share of ``max_time_s`` for replica exchange when both parts run; switching gets the rest.
     timestep_fs, collision_rate_per_ps, temperature_k, pressure_atm
         Langevin time step (fs) and friction (1/ps), temperature (K), pressure of periodic
         systems (atm, Monte Carlo barostat; ``None``: NVT).
@@ -104,6 +107,7 @@ class ProtocolSettings:
     check_interval: int = 10
     target_error_kcal_per_mol: Optional[float] = None
     max_time_s: Optional[float] = None
+    equilibrium_time_fraction: float = 0.5
     timestep_fs: float = 1.0
     collision_rate_per_ps: float = 1.0
     temperature_k: float = 298.15
@@ -188,6 +192,8 @@ class ProtocolSettings:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"setting {name} must be positive, got {value}")
+        if not 0.0 < self.equilibrium_time_fraction <= 1.0:
+            raise ValueError(f"setting equilibrium_time_fraction must be in (0, 1], got {self.equilibrium_time_fraction}")
         if self.max_states < 2:
             raise ValueError(f"setting max_states must be at least 2, got {self.max_states}")
         if self.lambdas is None and self.schedule == "auto":

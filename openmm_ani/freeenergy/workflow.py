@@ -30,7 +30,7 @@ from openmm import app
 from ..files import write_text
 from ..openmm.topology import validate_ml_atoms
 from .convergence import correction_verdict, leg_target, leg_verdict
-from .equilibrium import is_root
+from .equilibrium import broadcast, is_root
 from .interrupt import GracefulInterrupt, StopFlag, never
 from .results import binding_correction, kt_kcal_per_mol, leg_summary, write_json
 from .resume import check_resumable, clear_output, leg_fingerprint, ligand_elements, record
@@ -139,7 +139,6 @@ def interpolating_system(leg: LegInput, settings: ProtocolSettings) -> openmm.Sy
 def _schedule(system: openmm.System, positions: Any, leg: LegInput, settings: ProtocolSettings, directory: str,
               progress: bool) -> Tuple[List[float], Optional[Dict[str, Any]]]:
     """The leg's windows: fixed by the settings, stored by an earlier call, or from a new pilot."""
-    from .equilibrium import broadcast
     from .plots import plot_schedule
     from .schedule import pilot_schedule
 
@@ -162,11 +161,14 @@ def _schedule(system: openmm.System, positions: Any, leg: LegInput, settings: Pr
     return [float(v) for v in stored["lambdas"]], stored
 
 
-def _budget(settings: ProtocolSettings) -> Optional[float]:
+def _budget(settings: ProtocolSettings, part: str, started: float) -> Optional[float]:
+    """Seconds left for ``part`` ("equilibrium" or "switching") of a leg that started at ``started`` (monotonic)."""
     if settings.max_time_s is None:
         return None
-    both = settings.n_iterations > 0 and settings.n_switches > 0
-    return settings.max_time_s / 2.0 if both else settings.max_time_s
+    left = max(settings.max_time_s - (time.monotonic() - started), 1.0)
+    if part == "equilibrium" and settings.n_switches > 0:
+        return min(settings.max_time_s * settings.equilibrium_time_fraction, left)
+    return left
 
 
 def run_leg(leg: LegInput, settings: ProtocolSettings, output_dir: str, progress: bool = True, stop: StopFlag = never) -> Optional[Dict[str, Any]]:
@@ -215,12 +217,12 @@ def run_leg(leg: LegInput, settings: ProtocolSettings, output_dir: str, progress
         if settings.n_iterations > 0:
             mbar = run_replica_exchange(system, positions, settings, storage, box_vectors=leg.box_vectors, progress=progress,
                                  description=f"{leg.name} replica exchange", lambdas=lambdas, target_error_kt=target_kt,
-                                 max_time_s=_budget(settings), stop=stop)
+                                 max_time_s=_budget(settings, "equilibrium", started), stop=stop)
             equilibrium = None if mbar is None else mbar.to_dict()
         if settings.n_switches > 0:
             result = run_switching(system, positions, settings, box_vectors=leg.box_vectors, progress=progress,
                                    description=f"{leg.name} switching", store=os.path.join(directory, "switching.json"),
-                                   target_error_kt=target_kt, max_time_s=_budget(settings), stop=stop)
+                                   target_error_kt=target_kt, max_time_s=_budget(settings, "switching", started), stop=stop)
             switching = None if result is None else result.to_dict()
     finally:
         if is_root():
@@ -310,12 +312,19 @@ def run_correction(
         validate_ml_atoms(leg.topology, leg.system, leg.ml_atoms)
     check_same_ligand(complex_leg, solvent_leg)
     current = record(settings, {leg.name: leg_fingerprint(leg) for leg in (complex_leg, solvent_leg)})
-    os.makedirs(output_dir, exist_ok=True)
-    if overwrite and is_root():
-        clear_output(output_dir)
-    check_resumable(output_dir, current)
-    if is_root():
-        write_json(current, os.path.join(output_dir, "settings.json"))
+    problem = None
+    if is_root():  # rank 0 owns the directory; the other ranks learn the outcome
+        os.makedirs(output_dir, exist_ok=True)
+        if overwrite:
+            clear_output(output_dir)
+        try:
+            check_resumable(output_dir, current)
+            write_json(current, os.path.join(output_dir, "settings.json"))
+        except ValueError as error:
+            problem = str(error)
+    problem = broadcast(problem)
+    if problem is not None:
+        raise ValueError(problem)
     legs: Dict[str, Any] = {}
     with GracefulInterrupt() as interrupt:
         for leg in (complex_leg, solvent_leg):

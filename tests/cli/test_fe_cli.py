@@ -38,8 +38,8 @@ PROTOCOL = [
 ]
 
 
-def leg_args(leg: str, atoms: str = "0-21") -> list:
-    indices = ",".join(str(i) for i in range(22))
+def leg_args(leg: str, atoms: int = 22) -> list:
+    indices = ",".join(str(i) for i in range(atoms))
     return [f"--{leg}-prmtop", PRMTOP, f"--{leg}-coords", CRD, f"--{leg}-ligand-atoms", indices]
 
 
@@ -142,10 +142,15 @@ def test_fe_correct_refuses_different_ligands(tmp_path, capsys):
 
 
 def test_fe_correct_ctrl_c_exits_130_and_resumes(tmp_path):
-    """Issue 9 case 12: Ctrl-C stops with exit 130, the files stay valid, and a rerun continues them."""
+    """Issue 9 case 12: Ctrl-C stops with exit 130, the files stay valid, and a rerun continues them.
+
+    The ML region is the N-terminal methyl group (H, C only): the run's fixed costs (openmmtools
+    storing and copying the System with its TorchScript file) shrink with the model file.
+    """
     out = tmp_path / "lig"
-    protocol = [*PROTOCOL, "--n-iterations", "40", "--check-interval", "10"]
-    command = [sys.executable, "-m", "openmm_ani", "fe-correct", *leg_args("complex"), *leg_args("solvent"), "--output", str(out), *protocol]
+    protocol = [*PROTOCOL, "--n-iterations", "20", "--check-interval", "5", "--n-switches", "0"]
+    legs = [*leg_args("complex", 4), *leg_args("solvent", 4)]
+    command = [sys.executable, "-m", "openmm_ani", "fe-correct", *legs, "--output", str(out), *protocol]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
     storage = out / "complex" / "replica_exchange.nc"
     deadline = time.monotonic() + 300
@@ -162,14 +167,14 @@ def test_fe_correct_ctrl_c_exits_130_and_resumes(tmp_path):
         before = np.array(reporter.read_energies()[0])[: stopped_at + 1]
     finally:
         reporter.close()
-    assert 0 < stopped_at < 40 and stopped_at % 10 == 0  # stopped on a checkpoint, before the end
-    # The rerun continues the same file to 40 iterations and finishes both legs.
-    assert main(["fe-correct", *leg_args("complex"), *leg_args("solvent"), "--output", str(out), *protocol]) == 0
+    assert 0 < stopped_at < 20 and stopped_at % 5 == 0  # stopped on a checkpoint, before the end
+    # The rerun continues the same file to 20 iterations and finishes both legs.
+    assert main(["fe-correct", *legs, "--output", str(out), *protocol]) == 0
     reporter = multistate.MultiStateReporter(str(storage), open_mode="r")
     try:
         after = np.array(reporter.read_energies()[0])
     finally:
         reporter.close()
-    assert after.shape[0] == 41
+    assert after.shape[0] == 21
     np.testing.assert_array_equal(after[: stopped_at + 1], before)
     assert (out / "results.json").exists()
