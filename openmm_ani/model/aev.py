@@ -16,7 +16,8 @@ with ``cos(theta) = 0.95 cos(angle)``, which is the same function without ``acos
 
 Within a block the terms run over ``(EtaR, ShfR)`` and ``(EtaA, Zeta, ShfA, ShfZ)`` with
 the last parameter fastest; element pairs run in upper-triangle order
-``(0,0), (0,1), ..., (1,1), ...``. Lengths are in Å.
+``(0,0), (0,1), ..., (1,1), ...``. Lengths are in Å. The cosine divides by ``max(d1 d2, 1e-10)``
+as TorchANI does, so coincident atoms give TorchANI's finite energy instead of NaN.
 """
 
 import math
@@ -30,6 +31,9 @@ from .neighbors import ALL_PAIRS_MAX_ATOMS, check_box, neighbor_pairs
 
 #: Triplets per chunk of the angular stage (about 1 MB of float32 terms per chunk).
 ANGULAR_CHUNK: int = 8192
+#: Smallest ``d1 * d2`` (Å^2) dividing the angular cosine: TorchANI's guard, so that two atoms at
+#: the same position give a finite energy (the cosine of a zero vector is taken as 0).
+COSINE_GUARD: float = 1e-10
 
 
 def _grid(*axes: Sequence[float]) -> List[Tensor]:
@@ -81,6 +85,7 @@ class AEVComputer(torch.nn.Module):
     length: Final[int]
     all_pairs_max_atoms: Final[int]
     angular_chunk: Final[int]
+    cosine_guard: Final[float]
     num_eta_a: Final[int]
     num_shf_a: Final[int]
     num_zeta: Final[int]
@@ -99,6 +104,7 @@ class AEVComputer(torch.nn.Module):
         self.length = parameters.length
         self.all_pairs_max_atoms = ALL_PAIRS_MAX_ATOMS
         self.angular_chunk = ANGULAR_CHUNK
+        self.cosine_guard = COSINE_GUARD
         eta_r, shf_r = _grid(parameters.radial_eta, parameters.radial_shifts)
         eta_a, shf_a = _grid(parameters.angular_eta, parameters.angular_shifts)
         zeta, shf_z = _grid(parameters.angular_zeta, parameters.angle_sections)
@@ -289,7 +295,7 @@ class AEVComputer(torch.nn.Module):
         v2 = directed[k]
         d1 = lengths[j]
         d2 = lengths[k]
-        cos_angle = 0.95 * (v1 * v2).sum(1) / (d1 * d2)
+        cos_angle = 0.95 * (v1 * v2).sum(1) / torch.clamp_min(d1 * d2, self.cosine_guard)
         sin_angle = torch.sqrt(1.0 - cos_angle * cos_angle)
         # The angular block is an outer product of an angle factor over (Zeta, ShfZ) and a
         # distance factor over (EtaA, ShfA); each is computed on its own small grid.

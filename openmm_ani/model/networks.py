@@ -10,7 +10,8 @@ Activation codes follow NeuroChem's ``activation=`` numbers: 5 Gaussian ``exp(-x
 6 identity, 9 CELU with ``alpha = 0.1``.
 """
 
-from typing import Final, List, Sequence
+import struct
+from typing import Final, List, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -23,6 +24,13 @@ IDENTITY: Final[int] = 6
 CELU: Final[int] = 9
 #: The CELU ``alpha`` of NeuroChem's code 9.
 CELU_ALPHA: Final[float] = 0.1
+#: torch's autograd differentiates CELU with ``1 / alpha`` taken from ``alpha`` rounded to float32
+#: (``elu_backward(..., input_scale=1.0/alpha.toFloat())``), so the derivative it gives, and TorchANI's
+#: forces with it, is ``alpha * k * exp(x * k)`` with ``k = 1 / float32(alpha)`` for ``x <= 0``: within
+#: 1e-7 (relative) of the exact ``exp(x / alpha)``. The analytic paths use the same constant, so that
+#: forces equal autograd's and TorchANI's to rounding in float64 (in float32 both constants round to
+#: the exact ones).
+CELU_GRAD_SCALE: Final[float] = 1.0 / float(struct.unpack("f", struct.pack("f", CELU_ALPHA))[0])
 #: Activation codes this module implements.
 ACTIVATIONS: Final[List[int]] = [GAUSSIAN, IDENTITY, CELU]
 
@@ -48,6 +56,7 @@ class StackedLinear(torch.nn.Module):
     use_celu: Final[bool]
     use_gaussian: Final[bool]
     celu_alpha: Final[float]
+    celu_grad_scale: Final[float]
     shared_input: Final[bool]
     num_models: Final[int]
     in_features: Final[int]
@@ -61,6 +70,7 @@ class StackedLinear(torch.nn.Module):
         self.use_celu = self.activation == CELU
         self.use_gaussian = self.activation == GAUSSIAN
         self.celu_alpha = CELU_ALPHA
+        self.celu_grad_scale = CELU_GRAD_SCALE
         self.shared_input = bool(shared_input)
         self.num_models, self.in_features, self.out_features = (int(s) for s in weight.shape)
         if shared_input:
@@ -98,6 +108,28 @@ class StackedLinear(torch.nn.Module):
         """Biases as ``[M, out]``."""
         return self.bias.reshape(self.num_models, self.out_features)
 
+    @torch.jit.export
+    def with_derivative(self, x: Tensor, need_derivative: bool) -> Tuple[Tensor, Tensor]:
+        """The layer's output ``[M, n, out]`` and the activation's derivative at the pre-activation
+        (same shape; empty for the identity or when not needed)."""
+        if self.shared_input:
+            flat = torch.addmm(self.bias, x, self.weight)
+            z = flat.view(x.shape[0], self.num_models, self.out_features).transpose(0, 1)
+        else:
+            z = torch.baddbmm(self.bias, x, self.weight)
+        empty = torch.zeros(0, dtype=z.dtype, device=z.device)
+        if self.use_celu:
+            y = torch.nn.functional.celu(z, self.celu_alpha)
+            if not need_derivative:
+                return y, empty
+            k = self.celu_grad_scale
+            slope = (self.celu_alpha * k) * torch.exp(torch.clamp_max(z, 0.0) * k)
+            return y, torch.where(z > 0.0, torch.ones_like(z), slope)
+        if self.use_gaussian:
+            y = torch.exp(-z * z)
+            return y, (-2.0 * z * y if need_derivative else empty)
+        return z, empty
+
     def forward(self, x: Tensor) -> Tensor:
         """Apply the layer: ``[n, in]`` (shared input) or ``[M, n, in]`` to ``[M, n, out]``."""
         if self.shared_input:
@@ -126,6 +158,33 @@ class ElementNetwork(torch.nn.Module):
         for layer in self.layers:
             h = layer(h)
         return h.squeeze(-1)
+
+    @torch.jit.export
+    def energy_and_gradient(self, aev: Tensor, need_gradient: bool) -> Tuple[Tensor, Tensor]:
+        """Energies ``[M]`` (Ha, summed over the ``n`` atoms) and, if asked, the gradient ``[n, L]`` of
+        their mean over members with respect to ``aev`` ``[n, L]``, written out (no autograd)."""
+        h = aev
+        weights: List[Tensor] = []
+        derivatives: List[Tensor] = []
+        for layer in self.layers:
+            h, derivative = layer.with_derivative(h, need_gradient)
+            weights.append(layer.weight)
+            derivatives.append(derivative)
+        energies = h.sum((1, 2))
+        if not need_gradient:
+            return energies, torch.zeros(0, dtype=aev.dtype, device=aev.device)
+        members = h.shape[0]
+        count = h.shape[1]
+        g = torch.full([members, count, 1], 1.0 / members, dtype=aev.dtype, device=aev.device)
+        last = len(weights) - 1
+        if derivatives[last].numel() > 0:
+            g = g * derivatives[last]
+        for index in range(last, 0, -1):
+            g = torch.bmm(g, weights[index].transpose(1, 2))
+            if derivatives[index - 1].numel() > 0:
+                g = g * derivatives[index - 1]
+        flat = g.transpose(0, 1).reshape(count, -1)  # [n, M * out], the first layer's column order
+        return energies, torch.mm(flat, weights[0].t())
 
 
 class AtomicNetworks(torch.nn.Module):

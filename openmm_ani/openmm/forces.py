@@ -19,8 +19,13 @@ def create_module(
     atoms: Optional[Sequence[int]] = None,
     periodic: bool = False,
     make_whole: bool = False,
+    portable: bool = False,
 ) -> torch.jit.ScriptModule:
     """The TorchScript ANI module of a set of atoms (see :class:`ANIForceModule` for the arguments).
+
+    ``portable=True`` gives a module whose code never calls openmm-ani's C++ kernel, so that a saved
+    file loads where openmm-ani is not installed; otherwise the kernel is used on CPU when it is built
+    (a file saved from such a module needs ``import openmm_ani`` before it is loaded).
 
     Returns
     -------
@@ -28,11 +33,14 @@ def create_module(
         ``forward(positions [N, 3] nm, boxvectors [3, 3] nm or None) -> energy`` (kJ/mol, 0-d),
         ``member_energies(...) -> [M]`` kJ/mol.
     """
-    return torch.jit.script(ANIForceModule(model, atomic_numbers, atoms=atoms, periodic=periodic, make_whole=make_whole))
+    module = ANIForceModule(model, atomic_numbers, atoms=atoms, periodic=periodic, make_whole=make_whole,
+                            kernel=False if portable else None)
+    return torch.jit.script(module)
 
 
 def create_torch_force(module: torch.jit.ScriptModule, uses_box: bool, name: str) -> Any:
-    """An ``openmmtorch.TorchForce`` evaluating ``module`` (energy in kJ/mol, forces by autograd).
+    """An ``openmmtorch.TorchForce`` evaluating ``module`` (energy in kJ/mol; the module attaches its
+    analytic forces to the energy, which openmm-torch's back-propagation reads).
 
     Parameters
     ----------

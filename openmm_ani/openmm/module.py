@@ -2,9 +2,17 @@
 
 :class:`ANIForceModule` takes OpenMM's units and conventions — positions ``[N, 3]`` of *all*
 particles in nm, box vectors ``[3, 3]`` in nm when periodic — and returns the ANI energy in
-kJ/mol; OpenMM obtains forces by back-propagation. Element indices are fixed at
-construction, so the module does no element lookup per step. Unit conversion happens here
-and nowhere else, with the constants of :mod:`openmm_ani.units`.
+kJ/mol. Element indices are fixed at construction, so the module does no element lookup per
+step. Unit conversion happens here and nowhere else, with the constants of :mod:`openmm_ani.units`.
+
+Forces are not back-propagated through the model: the energy and its analytic gradient come from
+one :class:`~openmm_ani.model.fused.FusedANI` call (the C++ kernel on CPU, the TorchScript path
+elsewhere) with no autograd graph, and ``forward`` returns the energy plus
+``s - s.item()`` with ``s = sum(gradient * x)``, a term whose value is exactly zero and whose
+derivative with respect to the positions is the analytic gradient. openmm-torch's back-propagation (or
+``torch.autograd.grad``) then yields the forces at the cost of one product; the output is still the
+energy alone, so ``TorchForce(module)`` needs no ``setOutputsForces``. Only first derivatives are
+available this way (no Hessians through the module).
 
 Periodicity has two modes:
 
@@ -22,12 +30,13 @@ precision, so a single-precision energy does not depend on where the molecule si
 """
 
 import copy
-from typing import Final, List, Optional, Sequence
+from typing import Final, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
-from ..model import AtomicNetworks, ANIModel
+from ..model import ANIModel
+from ..model.fused import FusedANI
 from ..units import HARTREE_TO_KJ_PER_MOL, NM_TO_ANGSTROM
 from .periodic import make_whole as whole_region
 from .topology import check_atom_indices
@@ -55,11 +64,20 @@ class ANIForceModule(torch.nn.Module):
         Evaluate ANI with periodic boundary conditions (box vectors required in ``forward``).
     make_whole
         Make the ML region whole across the periodic box and evaluate it as an isolated molecule.
+    kernel
+        Use the C++ kernel on CPU (``None``: when it is built; ``False``: a portable module that
+        loads without openmm-ani, e.g. for exported files).
+    threads
+        Threads of the C++ kernel: ``None`` chooses one thread for an ML region given by ``atoms``
+        (in ML/MM the region is small and OpenMM's CPU threads work on the MM forces at the same
+        time) and torch's intra-op threads for a whole system of ML atoms; ``0`` forces torch's
+        threads, ``1`` a single thread.
 
     Notes
     -----
     ``forward(positions [N, 3] nm, boxvectors [3, 3] nm or None)`` returns the energy (kJ/mol)
-    as a 0-d tensor; ``member_energies`` returns ``[M]`` energies of each ensemble member.
+    as a 0-d float64 tensor, differentiable with respect to ``positions`` (first derivatives);
+    ``member_energies`` returns ``[M]`` energies of each ensemble member.
 
     Raises
     ------
@@ -75,8 +93,6 @@ class ANIForceModule(torch.nn.Module):
     max_atom: Final[int]
     make_whole: Final[bool]
     num_models: Final[int]
-    restricted: Final[bool]
-    fixed: Final[bool]
     length_scale: Final[float]
     energy_scale: Final[float]
 
@@ -87,6 +103,8 @@ class ANIForceModule(torch.nn.Module):
         atoms: Optional[Sequence[int]] = None,
         periodic: bool = False,
         make_whole: bool = False,
+        kernel: Optional[bool] = None,
+        threads: Optional[int] = None,
     ) -> None:
         super().__init__()
         if periodic and make_whole:
@@ -115,29 +133,29 @@ class ANIForceModule(torch.nn.Module):
         counts: List[int] = torch.bincount(species, minlength=len(model.elements)).tolist()
         present = [e for e, n in enumerate(counts) if n > 0]
         self.register_buffer("self_energy", model.self_energies(species).to(torch.float64))
-        # Private, frozen copies of what the region needs: the AEV computer and the networks of
-        # the elements present (OpenMM needs gradients with respect to positions only, and weight
-        # gradients would double the cost of every force evaluation). The file a TorchForce
-        # serialises then carries no weights of absent elements.
-        self.aev = copy.deepcopy(model.aev)
-        self.networks = AtomicNetworks([copy.deepcopy(model.networks.networks[e]) for e in present])
-        for parameter in self.networks.parameters():
-            parameter.requires_grad_(False)
-        self.counts: List[int] = [counts[e] for e in present]
-        # AEV blocks of elements absent from the ML atoms are identically zero: drop those
-        # features and the matching first-layer weights (a hydrocarbon keeps 128 of 384).
-        columns = self.aev.columns_for(present)
-        self.restricted = columns.shape[0] < self.aev.length
-        self.register_buffer("columns", columns)
-        if self.restricted:
-            for network in self.networks.networks:
+        # Private, frozen copies of the networks of the elements present (OpenMM needs gradients with
+        # respect to positions only), with element indices renumbered 0, 1, ... over those elements.
+        # AEV blocks of absent elements are identically zero, so the first layers keep only the
+        # columns of present elements (a hydrocarbon keeps 128 of 384): the AEV of the present
+        # elements alone has exactly that layout. The file a TorchForce serialises then carries no
+        # weights of absent elements.
+        networks = [copy.deepcopy(model.networks.networks[e]) for e in present]
+        columns = model.aev.columns_for(present)
+        for network in networks:
+            for parameter in network.parameters():
+                parameter.requires_grad_(False)
+            if columns.shape[0] < model.aev.length:
                 network.layers[0].restrict_inputs(columns)
-        # Small open regions (a ligand, or any region made whole) use pair and triplet tables
-        # built once, instead of a neighbour search and triplet enumeration every step.
-        self.fixed = (not periodic) and int(species.shape[0]) <= FIXED_TABLES_MAX_ATOMS
-        tables = self.aev.fixed_tables(species[order]) if self.fixed else {}
-        for key in ("first", "second", "radial_rows", "triplet_j", "triplet_k", "angular_rows"):
-            self.register_buffer("table_" + key, tables.get(key, torch.zeros(0, dtype=torch.long)))
+        compact = torch.repeat_interleave(torch.arange(len(present)), torch.tensor([counts[e] for e in present]))
+        self.register_buffer("compact_species", compact)
+        self.counts: List[int] = [counts[e] for e in present]
+        # Small open regions (a ligand, or any region made whole) use pair and triplet tables built
+        # once on the TorchScript path; the C++ kernel searches pairs itself.
+        fixed = (not periodic) and int(species.shape[0]) <= FIXED_TABLES_MAX_ATOMS
+        if threads is None:
+            threads = 1 if atoms is not None else 0
+        self.fused = FusedANI(model.aev.parameters, networks, use_kernel=kernel,
+                              fixed_species=compact if fixed else None, sorted_counts=self.counts, threads=threads)
         self.periodic = bool(periodic)
         self.make_whole = bool(make_whole)
         self.num_models = model.num_models
@@ -147,45 +165,72 @@ class ANIForceModule(torch.nn.Module):
         self.register_buffer("probe", torch.zeros(0, dtype=dtype))
 
     def forward(self, positions: Tensor, boxvectors: Optional[Tensor] = None) -> Tensor:
-        return self.member_energies(positions, boxvectors).mean()
+        need_gradient = positions.requires_grad
+        energies, gradient = self._evaluate(positions, boxvectors, need_gradient)
+        energy = energies.mean()
+        if need_gradient:
+            # s - s.item() is exactly zero and has the analytic gradient as its derivative with respect
+            # to the ML positions. (openmm-torch freezes the module, and freezing removes detach(), so
+            # the constant is taken with item().)
+            ml = positions.index_select(0, self.atoms)
+            s = ((gradient.to(positions.dtype) * (self.energy_scale * self.length_scale)) * ml).sum()
+            energy = energy + (s - s.item())
+        return energy
 
     @torch.jit.export
     def member_energies(self, positions: Tensor, boxvectors: Optional[Tensor] = None) -> Tensor:
-        """Energy of each ensemble member, ``[M]`` kJ/mol (float64 whatever the model's precision)."""
+        """Energy of each ensemble member, ``[M]`` kJ/mol (float64 whatever the model's precision).
+
+        Differentiable with autograd (each member, to any order) when ``positions`` requires grad;
+        that path builds an autograd graph and is slower than ``forward``.
+        """
+        if positions.requires_grad and torch.is_grad_enabled():
+            return self._differentiable_member_energies(positions, boxvectors)
+        return self._evaluate(positions, boxvectors, False)[0]
+
+    def _differentiable_member_energies(self, positions: Tensor, boxvectors: Optional[Tensor]) -> Tensor:
+        x, cell = self._coordinates(positions, boxvectors)
+        energies = self.fused.differentiable(x, self.compact_species, cell) + self.self_energy
+        if not bool(torch.isfinite(energies).all()):
+            self._raise_not_finite(positions.detach().index_select(0, self.atoms))
+        return energies * self.energy_scale
+
+    def _evaluate(self, positions: Tensor, boxvectors: Optional[Tensor], need_gradient: bool) -> Tuple[Tensor, Tensor]:
+        """Member energies ``[M]`` (kJ/mol, float64) and, if asked, the gradient ``[n, 3]`` (Ha/Å, model
+        dtype) of their mean with respect to the model's coordinates of the ML atoms (in module order)."""
+        # translation and minimum-image shifts have unit derivatives: the gradient with respect to
+        # x is the gradient with respect to the raw positions
+        with torch.no_grad():
+            x, cell = self._coordinates(positions.detach(), boxvectors)
+            energies, gradient = self.fused(x, self.compact_species, cell, need_gradient)
+        # The large self-energy constant is added in float64, so a float32 model's total energy
+        # is not rounded to a float32 ulp of the total (about 1 kJ/mol for 255 water atoms).
+        energies = energies + self.self_energy
+        if not bool(torch.isfinite(energies).all()):
+            self._raise_not_finite(positions.detach().index_select(0, self.atoms))
+        return energies * self.energy_scale, gradient
+
+    def _coordinates(self, positions: Tensor, boxvectors: Optional[Tensor]) -> Tuple[Tensor, Optional[Tensor]]:
+        """The ML atoms' coordinates (Å, model dtype, relative to the anchor, made whole) and the cell (Å)."""
         if self.max_atom >= positions.shape[0]:
             raise ValueError(
                 "ANI force: ML atom index " + str(self.max_atom) + " is out of range for a System of "
                 + str(positions.shape[0]) + " particles"
             )
-        raw = positions.index_select(0, self.atoms)
-        x = raw
+        x = positions.index_select(0, self.atoms)
         cell: Optional[Tensor] = None
         if self.periodic or self.make_whole:
             if boxvectors is None:
                 raise ValueError("this ANI force is periodic: box vectors are required")
+            box = boxvectors.detach()
             if self.periodic:
                 x = x - x[self.anchor : self.anchor + 1]
-                cell = boxvectors.to(self.probe.dtype) * self.length_scale
+                cell = box.to(self.probe.dtype) * self.length_scale
             else:
-                x = whole_region(x, self.anchor, boxvectors.to(x.dtype))
+                x = whole_region(x, self.anchor, box.to(x.dtype))
         else:
             x = x - x[self.anchor : self.anchor + 1]
-        x = x.to(self.probe.dtype) * self.length_scale
-        if self.fixed:
-            aev = self.aev.from_fixed_tables(
-                x, self.table_first, self.table_second, self.table_radial_rows,
-                self.table_triplet_j, self.table_triplet_k, self.table_angular_rows,
-            )
-        else:
-            aev = self.aev(self.species, x.unsqueeze(0), cell)[0]
-        if self.restricted:
-            aev = aev.index_select(1, self.columns)
-        # The large self-energy constant is added in float64, so a float32 model's total energy
-        # is not rounded to a float32 ulp of the total (about 1 kJ/mol for 255 water atoms).
-        energies = self.networks.sorted_energies(aev, self.counts).to(torch.float64) + self.self_energy
-        if not bool(torch.isfinite(energies).all()):
-            self._raise_not_finite(raw)
-        return energies * self.energy_scale
+        return x.to(self.probe.dtype) * self.length_scale, cell
 
     def _raise_not_finite(self, x: Tensor) -> None:
         """Explain a non-finite ANI energy: name the ML atoms whose positions are not finite."""

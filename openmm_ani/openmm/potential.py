@@ -90,6 +90,7 @@ class ANIPotential:
         atoms: Optional[Sequence[int]] = None,
         periodic: bool = False,
         make_whole: bool = False,
+        portable: bool = False,
     ) -> torch.jit.ScriptModule:
         """The TorchScript module a TorchForce evaluates.
 
@@ -104,19 +105,24 @@ class ANIPotential:
         make_whole
             Make the ML region whole across the box and treat it as an isolated molecule
             (ML regions of periodic ML/MM systems).
+        portable
+            Never call openmm-ani's C++ kernel (a saved module then loads without openmm-ani). By
+            default the kernel computes energy and forces on CPU when it is built; the TorchScript
+            path (same results) runs otherwise and on GPUs.
 
         Returns
         -------
         torch.jit.ScriptModule
-            ``forward(positions [N, 3] nm, boxvectors [3, 3] nm or None) -> energy`` (kJ/mol, 0-d);
-            ``member_energies(...) -> [M]`` kJ/mol.
+            ``forward(positions [N, 3] nm, boxvectors [3, 3] nm or None) -> energy`` (kJ/mol, 0-d,
+            carrying the analytic forces for back-propagation); ``member_energies(...) -> [M]`` kJ/mol.
 
         Raises
         ------
         ValueError
             If an element is not supported (naming atoms and elements) or the options conflict.
         """
-        return create_module(self.model, atomic_numbers, atoms=atoms, periodic=periodic, make_whole=make_whole)
+        return create_module(self.model, atomic_numbers, atoms=atoms, periodic=periodic, make_whole=make_whole,
+                             portable=portable)
 
     def createForce(
         self,
@@ -124,6 +130,7 @@ class ANIPotential:
         atoms: Optional[Sequence[int]] = None,
         periodic: bool = False,
         make_whole: bool = False,
+        portable: bool = False,
     ) -> Any:
         """An ``openmmtorch.TorchForce`` with the ANI energy of the given atoms.
 
@@ -133,11 +140,13 @@ class ANIPotential:
         Returns
         -------
         openmmtorch.TorchForce
-            Energy in kJ/mol from positions in nm; forces by back-propagation. openmm-torch
-            moves the module to the Context's device (CPU for Reference/CPU, the GPU for
-            CUDA/OpenCL), so the same force runs on every platform.
+            Energy in kJ/mol from positions in nm; analytic forces (read by openmm-torch's
+            back-propagation). openmm-torch moves the module to the Context's device (CPU for
+            Reference/CPU, the GPU for CUDA/OpenCL), so the same force runs on every platform. Unless
+            ``portable``, a System holding it that is serialised must be deserialised in a process that
+            has imported ``openmm_ani`` (which registers the C++ kernel).
         """
-        module = self.createModule(atomic_numbers, atoms, periodic, make_whole)
+        module = self.createModule(atomic_numbers, atoms, periodic, make_whole, portable=portable)
         return create_torch_force(module, bool(periodic or make_whole), f"ANI {self.name}")
 
     def createSystem(self, topology: "openmm.app.Topology", removeCMMotion: bool = True) -> "openmm.System":
@@ -210,6 +219,7 @@ class ANIPotential:
         periodic: Optional[bool] = None,
         atoms: Optional[Sequence[int]] = None,
         make_whole: bool = False,
+        portable: bool = True,
     ) -> str:
         """Write the TorchScript file of the force, usable as ``openmmtorch.TorchForce(path)``.
 
@@ -229,11 +239,15 @@ class ANIPotential:
             Indices of the ML particles among the System's particles; ``None`` = all.
         make_whole
             See :meth:`createModule`.
+        portable
+            Write a module that never calls openmm-ani's C++ kernel (the default): the file runs with
+            openmm-torch alone, on the analytic TorchScript path. ``False`` writes the kernel path
+            (faster on CPU), which needs ``import openmm_ani`` in the process that loads the file.
 
         Returns
         -------
         str
-            The path written. The file needs only openmm-torch (not ``openmm_ani``) to run;
+            The path written. A portable file needs only openmm-torch (not ``openmm_ani``) to run;
             remember ``setUsesPeriodicBoundaryConditions(True)`` on a TorchForce made from a
             periodic or ``make_whole`` file.
 
@@ -252,7 +266,8 @@ class ANIPotential:
                 periodic = region_treatment(has_box, atoms is not None or make_whole).periodic
         else:
             numbers = [int(z) for z in atomic_numbers]  # type: ignore[union-attr]
-        module = self.createModule(numbers, atoms=atoms, periodic=bool(periodic), make_whole=make_whole)
+        module = self.createModule(numbers, atoms=atoms, periodic=bool(periodic), make_whole=make_whole,
+                                   portable=portable)
         target = os.fspath(path)
         with atomic_write(target, "wb") as stream:
             torch.jit.save(module, stream)
