@@ -22,6 +22,7 @@ import pytest
 from openmm import unit
 
 import openmm_ani
+from openmm_ani.openmm.openmmtorch import TorchForceCopyError, require_torchforce_copies
 
 from openmm_inputs import ligand_pdb
 
@@ -72,6 +73,15 @@ COPIES: Dict[str, Callable[[openmm.System], openmm.System]] = {
     "pickle": lambda system: pickle.loads(pickle.dumps(system)),
     "XmlSerializer": xml_copy,
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def copies_work() -> None:
+    """Fail (rather than crash the test run) on a stack where copying a TorchForce segfaults."""
+    try:
+        require_torchforce_copies()
+    except TorchForceCopyError as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture(scope="module")
