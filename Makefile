@@ -14,13 +14,17 @@ $(VPY):
 
 venv: $(VPY)
 
+# The second, non-isolated pass builds the C++ kernels (openmm_ani/kernels) against the torch the first
+# pass installed; without a compiler it warns and openmm-ani uses its TorchScript path.
 install: venv
-	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet --upgrade pip "setuptools>=68" wheel
 	$(PIP) install --quiet -e .
+	$(PIP) install --quiet --no-build-isolation --no-deps -e .
 
 install-test: venv
-	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet --upgrade pip "setuptools>=68" wheel
 	$(PIP) install --quiet -e ".[test,training]"
+	$(PIP) install --quiet --no-build-isolation --no-deps -e .
 	$(VPY) scripts/setup_test_reference.py
 
 demo: install

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from .aev import AEVComputer
+from .fused import FusedANI
 from .networks import AtomicNetworks
 from .self_energies import SelfEnergies
 from .species import SpeciesMapper
@@ -68,6 +69,7 @@ class ANIModel(torch.nn.Module):
     >>> x = torch.tensor([[[0.0, 0.0, 0.0], [0.96, 0.0, 0.0], [-0.24, 0.93, 0.0]]], requires_grad=True)
     >>> energy = model(z, x)                     # [1], Ha
     >>> forces = -torch.autograd.grad(energy.sum(), x)[0]   # [1, 3, 3], Ha/Å
+    >>> energy, forces = model.energies_and_forces(z, x)   # the same, in one pass, no autograd graph
     """
 
     num_models: Final[int]
@@ -134,6 +136,45 @@ class ANIModel(torch.nn.Module):
         atomic = self.networks(species.reshape(-1), aev.reshape(-1, aev.shape[-1]))
         molecular = atomic.view(self.num_models, species.shape[0], species.shape[1]).sum(-1)
         return molecular + self.self_energies(species).to(molecular.dtype)
+
+    @torch.jit.unused
+    def energies_and_forces(
+        self, atomic_numbers: Tensor, positions: Tensor, cell: Optional[Tensor] = None
+    ) -> Tuple[Tensor, Tensor]:
+        """Energies ``[B]`` (Ha, ensemble mean) and forces ``[B, N, 3]`` (Ha/Å) in one pass.
+
+        Same inputs as ``forward``. The forces are the analytic negative gradient of the energy,
+        computed with no autograd graph: by the C++ kernel on CPU when it is built
+        (:mod:`openmm_ani.kernels`), otherwise by the analytic TorchScript path. The results carry no
+        gradient (use ``forward`` and autograd to differentiate further, e.g. with respect to weights).
+        Eager mode only (a scripted model differentiates ``forward`` with autograd).
+        """
+        check_inputs(atomic_numbers, positions, cell)
+        species = self.species(atomic_numbers)
+        fused = self._fused_evaluator(positions)
+        energies = []
+        forces = []
+        with torch.no_grad():
+            box = None if cell is None else cell.detach().to(positions.dtype)
+            for b in range(species.shape[0]):
+                members, gradient = fused(positions[b].detach(), species[b], box, True)
+                energies.append(members.mean())
+                forces.append(-gradient)
+            total = torch.stack(energies) + self.self_energies(species).to(torch.float64)
+        return total.to(positions.dtype), torch.stack(forces)
+
+    @torch.jit.unused
+    def _fused_evaluator(self, positions: Tensor) -> FusedANI:
+        """A :class:`FusedANI` over this model's own networks (not copied), cached per dtype and device.
+
+        Kept out of the module tree (no state_dict entries) in the instance dictionary.
+        """
+        key = (positions.dtype, positions.device)
+        cache = self.__dict__.setdefault("_fused_cache", {})
+        if key not in cache:
+            cache[key] = FusedANI(self.aev.parameters, list(self.networks.networks),
+                                  use_kernel=None if positions.device.type == "cpu" else False).to(positions.device)
+        return cache[key]
 
     @torch.jit.export
     def energies_and_std(
