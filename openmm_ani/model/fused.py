@@ -124,6 +124,12 @@ class FusedANI(torch.nn.Module):
             self.register_buffer("table_" + key, tables.get(key, torch.zeros(0, dtype=torch.long)))
 
     def forward(self, positions: Tensor, species: Tensor, cell: Optional[Tensor], need_gradient: bool) -> Tuple[Tensor, Tensor]:
+        # No autograd graph whatever the inputs or weights require (results are constants to autograd).
+        with torch.no_grad():
+            result = self._evaluate(positions.detach(), species, cell, need_gradient)
+        return result
+
+    def _evaluate(self, positions: Tensor, species: Tensor, cell: Optional[Tensor], need_gradient: bool) -> Tuple[Tensor, Tensor]:
         if cell is not None:
             check_box(cell, self.radial_cutoff)
         if self.use_kernel:
