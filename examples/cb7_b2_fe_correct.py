@@ -139,7 +139,7 @@ def main() -> None:
     os.makedirs(args.output, exist_ok=True)
     settings = ProtocolSettings(
         n_iterations=args.n_iterations, steps_per_iteration=250, check_interval=10,
-        timestep_fs=1.0 * unit.femtosecond, temperature_k=300 * unit.kelvin, pressure_atm=1.0 * unit.atmosphere,
+        timestep_fs=2.0 * unit.femtosecond, temperature_k=300 * unit.kelvin, pressure_atm=1.0 * unit.atmosphere,
         n_switches=args.n_switches, switching_steps=2000, equilibration_steps=2000, steps_between_switches=250,
         pilot_samples=30, pilot_steps_per_sample=50, pilot_equilibration_steps=500,
         target_error_kcal_per_mol=args.target_error * unit.kilocalorie_per_mole, max_time_s=args.max_time_min * unit.minute,

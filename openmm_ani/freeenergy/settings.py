@@ -82,6 +82,13 @@ class ProtocolSettings:
         End-state MD steps between successive start configurations.
     n_bootstrap
         Bootstrap resamples for the BAR uncertainty.
+    remove_constraints
+        Remove the MM System's constraints between ligand atoms in the ML/MM System. ``False``
+        (default): they stay at every lambda, so lambda 0 is exactly the MM System (whose bonds
+        to hydrogen are usually constrained, as in the MM binding free energy being corrected)
+        and ANI sees those bonds at their MM lengths. ``True`` needs an MM System that keeps bond
+        terms for its constrained bonds (``flexibleConstraints=True``): without them the
+        hydrogens of the lambda 0 state would be held by nothing.
     minimize, minimize_iterations
         Minimise the positions with the MM system (lambda 0) first; iteration limit (0: until
         converged).
@@ -117,6 +124,7 @@ class ProtocolSettings:
     equilibration_steps: int = 5000
     steps_between_switches: int = 1000
     n_bootstrap: int = 200
+    remove_constraints: bool = False
     minimize: bool = True
     minimize_iterations: int = 500
     model: str = "ani1ccx"

@@ -123,17 +123,48 @@ def _start_positions(leg: LegInput, settings: ProtocolSettings, directory: str) 
 
 
 def interpolating_system(leg: LegInput, settings: ProtocolSettings) -> openmm.System:
-    """The leg's ``lambda_interpolate`` System (ANI ligand in a ``TorchForce``), with a barostat for NPT."""
+    """The leg's ``lambda_interpolate`` System (ANI ligand in a ``TorchForce``), with a barostat for NPT.
+
+    Raises
+    ------
+    ValueError
+        ``remove_constraints`` with ligand constraints that have no bond term in the MM System,
+        or a pressure for a non-periodic System.
+    """
     from ..openmm import ANIPotential
     from .states import add_barostat
 
+    if settings.remove_constraints:
+        unbonded = constrained_without_bond(leg.system, leg.ml_atoms)
+        if unbonded:
+            raise ValueError(f"the {leg.name} MM System constrains ligand bonds without bond terms (atoms "
+                             f"{', '.join(f'{i}-{j}' for i, j in unbonded[:5])}{' ...' if len(unbonded) > 5 else ''}): "
+                             "build it with flexibleConstraints=True, or keep the constraints (remove_constraints=False)")
     potential = ANIPotential(settings.model, precision=settings.precision)
-    system = potential.createMixedSystem(leg.topology, leg.system, leg.ml_atoms, interpolate=True)
+    system = potential.createMixedSystem(leg.topology, leg.system, leg.ml_atoms, interpolate=True,
+                                         removeConstraints=settings.remove_constraints)
     if settings.pressure_atm is not None:
         if not system.usesPeriodicBoundaryConditions():
             raise ValueError(f"a pressure needs a periodic {leg.name} system")
         add_barostat(system, settings.pressure_atm, settings.temperature_k)
     return system
+
+
+def constrained_without_bond(system: openmm.System, ml_atoms: Sequence[int]) -> List[Tuple[int, int]]:
+    """Constrained pairs of ML atoms that no ``HarmonicBondForce`` term connects."""
+    ml = {int(i) for i in ml_atoms}
+    bonded = set()
+    for force in system.getForces():
+        if isinstance(force, openmm.HarmonicBondForce):
+            for k in range(force.getNumBonds()):
+                i, j = force.getBondParameters(k)[:2]
+                bonded.add((min(i, j), max(i, j)))
+    pairs = []
+    for k in range(system.getNumConstraints()):
+        i, j = system.getConstraintParameters(k)[:2]
+        if i in ml and j in ml and (min(i, j), max(i, j)) not in bonded:
+            pairs.append((min(i, j), max(i, j)))
+    return pairs
 
 
 def _schedule(system: openmm.System, positions: Any, leg: LegInput, settings: ProtocolSettings, directory: str,

@@ -139,3 +139,27 @@ def test_settings_validation():
         ProtocolSettings(timestep_fs=0).validate()
     with pytest.raises(ValueError, match="nothing to do"):
         ProtocolSettings(n_iterations=0, n_switches=0).validate()
+
+
+def test_removing_ligand_constraints_needs_bond_terms():
+    """A prmtop System with HBonds has no bond terms for its X-H bonds: removing the ligand's
+    constraints would leave its hydrogens held by nothing at lambda 0 (the pilot measured a
+    spread of dU/dlambda of ~750 kT for p-xylene that way), so the workflow refuses."""
+    import os
+
+    import openmmtools
+    from openmm import app
+
+    from openmm_ani.freeenergy.workflow import LegInput, constrained_without_bond, interpolating_system
+
+    data = os.path.join(os.path.dirname(openmmtools.__file__), "data", "T4-lysozyme-L99A-implicit")
+    prmtop = app.AmberPrmtopFile(os.path.join(data, "ligand.prmtop"))
+    rigid = prmtop.createSystem(constraints=app.HBonds)
+    ligand = list(range(prmtop.topology.getNumAtoms()))
+    pairs = constrained_without_bond(rigid, ligand)
+    assert len(pairs) == 10  # p-xylene's ten C-H bonds
+    leg = LegInput("solvent", prmtop.topology, rigid, np.zeros((18, 3)), ligand)
+    with pytest.raises(ValueError, match="flexibleConstraints=True"):
+        interpolating_system(leg, ProtocolSettings(remove_constraints=True))
+    flexible = prmtop.createSystem(constraints=app.HBonds, flexibleConstraints=True)
+    assert constrained_without_bond(flexible, ligand) == []
