@@ -42,6 +42,8 @@ def atomic_write(path: PathLike, mode: str = "w", **open_kwargs: Any) -> Iterato
     ------
     FileNotFoundError
         If the folder of ``path`` does not exist (naming it).
+    IsADirectoryError
+        If ``path`` is a folder.
     PermissionError, OSError
         If the folder is not writable.
 
@@ -56,6 +58,8 @@ def atomic_write(path: PathLike, mode: str = "w", **open_kwargs: Any) -> Iterato
     directory = os.path.dirname(target)
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"cannot write {os.fspath(path)}: folder {directory} does not exist")
+    if os.path.isdir(target):
+        raise IsADirectoryError(f"cannot write {os.fspath(path)}: it is a folder")
     handle, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(target) + ".", suffix=".tmp")
     try:
         with os.fdopen(handle, mode, **open_kwargs) as stream:
