@@ -248,6 +248,10 @@ class LinkAtomModule(torch.nn.Module):
     -----
     ``forward(positions [N, 3] nm, boxvectors [3, 3] nm or None)`` returns the energy (kJ/mol,
     0-d); ``member_energies`` the ``[M]`` member energies; ``cap_positions`` the caps ``[k, 3]`` nm.
+    The energy comes from the ANI module's autograd-differentiable path (``member_energies``), so
+    back-propagation reaches the positions through the caps. Its fused ``forward`` attaches analytic
+    forces to its own input, which under openmm-torch's ``torch.jit.freeze`` loses its gradient when
+    that input is computed inside another module (``element 0 of tensors does not require grad``).
     """
 
     def __init__(self, ani: ANIForceModule, links: Sequence[LinkBond], uses_box: bool) -> None:
@@ -274,7 +278,9 @@ class LinkAtomModule(torch.nn.Module):
         return torch.cat([positions, self.cap_positions(positions, boxvectors)], 0)
 
     def forward(self, positions: Tensor, boxvectors: Optional[Tensor] = None) -> Tensor:
-        return self.ani(self._extended(positions, boxvectors), boxvectors)
+        # the ANI module's differentiable path: back-propagation runs through the caps to both atoms of
+        # each link bond (its fast forward() attaches analytic forces to its own input only)
+        return self.ani.member_energies(self._extended(positions, boxvectors), boxvectors).mean()
 
     @torch.jit.export
     def member_energies(self, positions: Tensor, boxvectors: Optional[Tensor] = None) -> Tensor:
