@@ -38,8 +38,8 @@ PROTOCOL = [
 ]
 
 
-def leg_args(leg: str, atoms: int = 22) -> list:
-    indices = ",".join(str(i) for i in range(atoms))
+def leg_args(leg: str) -> list:
+    indices = ",".join(str(i) for i in range(22))
     return [f"--{leg}-prmtop", PRMTOP, f"--{leg}-coords", CRD, f"--{leg}-ligand-atoms", indices]
 
 
@@ -144,12 +144,16 @@ def test_fe_correct_refuses_different_ligands(tmp_path, capsys):
 def test_fe_correct_ctrl_c_exits_130_and_resumes(tmp_path):
     """Issue 9 case 12: Ctrl-C stops with exit 130, the files stay valid, and a rerun continues them.
 
-    The ML region is the N-terminal methyl group (H, C only): the run's fixed costs (openmmtools
-    storing and copying the System with its TorchScript file) shrink with the model file.
+    The ligand is p-xylene alone (T4 lysozyme's ligand.prmtop, C and H only): the run's fixed
+    costs (openmmtools storing and copying the System with its TorchScript file) shrink with
+    the model file.
     """
     out = tmp_path / "lig"
     protocol = [*PROTOCOL, "--n-iterations", "20", "--check-interval", "5", "--n-switches", "0"]
-    legs = [*leg_args("complex", 4), *leg_args("solvent", 4)]
+    t4 = os.path.join(os.path.dirname(openmmtools.__file__), "data", "T4-lysozyme-L99A-implicit")
+    legs = [arg for leg in ("complex", "solvent") for arg in (f"--{leg}-prmtop", os.path.join(t4, "ligand.prmtop"),
+                                                              f"--{leg}-coords", os.path.join(t4, "ligand-minimized.crd"))]
+    legs += ["--ligand-resname", "TMP"]
     command = [sys.executable, "-m", "openmm_ani", "fe-correct", *legs, "--output", str(out), *protocol]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
     storage = out / "complex" / "replica_exchange.nc"
