@@ -68,7 +68,9 @@ def expected_errors() -> Tuple[type, ...]:
     errors: List[type] = [CommandError, ValueError, OSError, KeyError, NotImplementedError]
     import openmm
 
-    errors.append(openmm.OpenMMException)
+    from ..openmm.openmmtorch import TorchForceCopyError
+
+    errors += [openmm.OpenMMException, TorchForceCopyError]
     return tuple(errors)
 
 
