@@ -167,11 +167,14 @@ class ANIModel(torch.nn.Module):
     def _fused_evaluator(self, positions: Tensor) -> FusedANI:
         """A :class:`FusedANI` over this model's own networks (not copied), cached per dtype and device.
 
-        Kept out of the module tree (no state_dict entries) in the instance dictionary.
+        Kept out of the module tree (no state_dict entries) in the instance dictionary, and rebuilt when a
+        weight changes (its copies of transposed weights would be stale).
         """
-        key = (positions.dtype, positions.device)
+        weights = tuple((p.data_ptr(), p._version) for p in self.networks.parameters())
+        key = (positions.dtype, positions.device, weights)
         cache = self.__dict__.setdefault("_fused_cache", {})
         if key not in cache:
+            cache.clear()
             cache[key] = FusedANI(self.aev.parameters, list(self.networks.networks),
                                   use_kernel=None if positions.device.type == "cpu" else False).to(positions.device)
         return cache[key]

@@ -81,6 +81,7 @@ class FusedANI(torch.nn.Module):
     layer_counts: Final[List[int]]
     activations: Final[List[int]]
     all_pairs_max_atoms: Final[int]
+    weights_t: List[Tensor]
 
     def __init__(
         self,
@@ -116,6 +117,8 @@ class FusedANI(torch.nn.Module):
         self.layer_counts = [len(network.layers) for network in networks]
         self.activations = [int(layer.activation) for network in networks for layer in network.layers]
         self.all_pairs_max_atoms = ALL_PAIRS_MAX_ATOMS
+        # Transposed copies for the kernel's backward pass (its matrix products stream weights row by row).
+        self.weights_t = transposed_weights(networks) if self.use_kernel else []
         self.use_counts = sorted_counts is not None
         self.counts = [int(c) for c in sorted_counts] if sorted_counts is not None else []
         self.fixed = fixed_species is not None
@@ -143,8 +146,8 @@ class FusedANI(torch.nn.Module):
                 return torch.ops.openmm_ani.energy_gradient(
                     positions, species, cell, self.radial_cutoff, self.angular_cutoff, self.radial_eta,
                     self.radial_shifts, self.angular_eta, self.angular_zeta, self.angular_shifts, self.angle_sections,
-                    self.num_elements, self.num_models, weights, biases, self.layer_counts, self.activations,
-                    need_gradient, self.threads,
+                    self.num_elements, self.num_models, weights, biases, self.weights_t, self.layer_counts,
+                    self.activations, need_gradient, self.threads,
                 )
         return self.portable(positions, species, cell, need_gradient)
 
@@ -204,3 +207,12 @@ class FusedANI(torch.nn.Module):
             return energies, torch.zeros(0, 3, dtype=x.dtype, device=x.device)
         return energies, self.aev.gradient(species, s, aev_grad)
 
+
+def transposed_weights(networks: Sequence[ElementNetwork]) -> List[Tensor]:
+    """Contiguous transposes of every layer's weights (``[M * out, in]`` first layers, ``[M, out, in]`` others)."""
+    out: List[Tensor] = []
+    for network in networks:
+        for layer in network.layers:
+            weight = layer.weight.detach()
+            out.append(weight.t().contiguous() if layer.shared_input else weight.transpose(1, 2).contiguous())
+    return out

@@ -91,6 +91,14 @@ void aev_gradient_range(const AEVSpec& spec, const Environment<T>& env, const in
 template <typename T>
 void activate(int64_t code, T* values, T* derivative, int64_t n);
 
+// C[m, n] += A[m, k] B[k, n] (row-major, leading dimensions lda, ldb, ldc).
+template <typename T>
+void gemm_nn(int64_t m, int64_t n, int64_t k, const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc);
+
+// C[m, n] = A[m, k] B[n, k]^T (row-major, leading dimensions lda, ldb, ldc).
+template <typename T>
+void gemm_nt(int64_t m, int64_t n, int64_t k, const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc);
+
 // Name of the instruction set the AEV kernels use on this CPU ("avx512", "avx2" or "generic").
 const char* aev_instruction_set();
 

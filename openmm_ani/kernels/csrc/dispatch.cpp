@@ -17,6 +17,10 @@ namespace openmm_ani {
     void work_sizes(const AEVConstants&, int64_t, int64_t*, int64_t*);                                               \
     void activate(int64_t, float*, float*, int64_t);                                                                 \
     void activate(int64_t, double*, double*, int64_t);                                                               \
+    void gemm_nn(int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t);         \
+    void gemm_nn(int64_t, int64_t, int64_t, const double*, int64_t, const double*, int64_t, double*, int64_t);      \
+    void gemm_nt(int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t);         \
+    void gemm_nt(int64_t, int64_t, int64_t, const double*, int64_t, const double*, int64_t, double*, int64_t);      \
     void forward(const AEVConstants&, const EnvironmentView<float>&, const int64_t*, const int64_t*, int64_t,       \
                  int64_t, int64_t, float*, float*, int64_t*);                                                        \
     void forward(const AEVConstants&, const EnvironmentView<double>&, const int64_t*, const int64_t*, int64_t,      \
@@ -173,6 +177,38 @@ void activate(int64_t code, T* values, T* derivative, int64_t n) {
     }
 }
 
+#ifdef OPENMM_ANI_MULTIVERSION
+#define OPENMM_ANI_DISPATCH(call)          \
+    switch (selected()) {                  \
+        case ISA::avx512:                  \
+            isa_avx512::call;              \
+            return;                        \
+        case ISA::avx2:                    \
+            isa_avx2::call;                \
+            return;                        \
+        default:                           \
+            isa_generic::call;             \
+    }
+#else
+#define OPENMM_ANI_DISPATCH(call) isa_generic::call;
+#endif
+
+template <typename T>
+void gemm_nn(int64_t m, int64_t n, int64_t k, const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc) {
+    OPENMM_ANI_DISPATCH(gemm_nn(m, n, k, A, lda, B, ldb, C, ldc))
+}
+
+template <typename T>
+void gemm_nt(int64_t m, int64_t n, int64_t k, const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc) {
+    OPENMM_ANI_DISPATCH(gemm_nt(m, n, k, A, lda, B, ldb, C, ldc))
+}
+
+template void gemm_nn<float>(int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t);
+template void gemm_nn<double>(int64_t, int64_t, int64_t, const double*, int64_t, const double*, int64_t, double*,
+                              int64_t);
+template void gemm_nt<float>(int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t);
+template void gemm_nt<double>(int64_t, int64_t, int64_t, const double*, int64_t, const double*, int64_t, double*,
+                              int64_t);
 template void activate<float>(int64_t, float*, float*, int64_t);
 template void activate<double>(int64_t, double*, double*, int64_t);
 template void aev_range<float>(const AEVSpec&, const Environment<float>&, const int64_t*, const int64_t*, int64_t,

@@ -1,4 +1,4 @@
-// SIMD kernels compiled for the avx2 instruction set (see kernels_impl.inc; dispatch in dispatch.cpp).
+// SIMD kernels (AEVs, activations, matrix products) compiled for the avx2 instruction set (see kernels_impl.inc; dispatch in dispatch.cpp).
 #include <cstdint>
 
 #include "ani_kernels.h"
@@ -12,7 +12,9 @@
 #pragma GCC target("avx2,fma")
 namespace openmm_ani {
 namespace isa_avx2 {
+#define OPENMM_ANI_VECTOR_BYTES 32
 #include "kernels_impl.inc"
+#include "gemm_impl.inc"
 }  // namespace isa_avx2
 }  // namespace openmm_ani
 #pragma GCC pop_options

@@ -1,4 +1,4 @@
-// SIMD kernels compiled for the generic instruction set (see kernels_impl.inc; dispatch in dispatch.cpp).
+// SIMD kernels (AEVs, activations, matrix products) compiled for the generic instruction set (see kernels_impl.inc; dispatch in dispatch.cpp).
 #include <cstdint>
 
 #include "ani_kernels.h"
@@ -9,6 +9,8 @@
 
 namespace openmm_ani {
 namespace isa_generic {
+#define OPENMM_ANI_VECTOR_BYTES 16
 #include "kernels_impl.inc"
+#include "gemm_impl.inc"
 }  // namespace isa_generic
 }  // namespace openmm_ani

@@ -2,13 +2,14 @@
 // with respect to positions in one operator call (CPU).
 //
 // Neighbour search, AEVs and the AEV gradient run in plain C++ (neighbors.cpp, aev.cpp); the
-// element networks run forward and backward (to the AEV only, no weight gradients) as a few
-// ATen matrix products per element, all ensemble members at once. No autograd graph is built.
+// element networks run forward and backward (to the AEV only, no weight gradients) with the
+// matrix-product kernels of gemm_impl.inc, all ensemble members at once. No autograd graph is built.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -29,53 +30,20 @@ constexpr int64_t CELU = 9;
 
 //: Centre atoms per parallel chunk of the AEV stages.
 constexpr int64_t AEV_GRAIN = 64;
+//: Atoms (rows) per parallel chunk of the network matrix products.
+constexpr int64_t ROW_GRAIN = 32;
+//: Fewest atoms of an element for which the backward pass uses the transposed weights.
+constexpr int64_t TRANSPOSED_MIN_ROWS = 8;
 
-}  // namespace
-}  // namespace openmm_ani
-
-// MKL (linked into torch's x86 builds and exported by libtorch_cpu) lets a thread choose its own
-// BLAS thread count; weak, so that a torch built with another BLAS still loads the library.
-#if defined(__linux__) && defined(__GNUC__)
-extern "C" int MKL_Set_Num_Threads_Local(int) __attribute__((weak));
-#define OPENMM_ANI_MKL_LOCAL_THREADS 1
-#endif
-
-namespace openmm_ani {
-namespace {
-
-// Limits the calling thread's BLAS threads while alive (threads <= 0: leave torch's setting).
-class BlasThreads {
-   public:
-#ifdef OPENMM_ANI_MKL_LOCAL_THREADS
-    explicit BlasThreads(int64_t threads) : active_(threads > 0 && MKL_Set_Num_Threads_Local != nullptr) {
-        if (active_) previous_ = MKL_Set_Num_Threads_Local(static_cast<int>(threads));
-    }
-    ~BlasThreads() {
-        if (active_) MKL_Set_Num_Threads_Local(previous_);
-    }
-#else
-    explicit BlasThreads(int64_t) : active_(false) {}
-    ~BlasThreads() = default;
-#endif
-    BlasThreads(const BlasThreads&) = delete;
-    BlasThreads& operator=(const BlasThreads&) = delete;
-
-   private:
-    bool active_;
-    int previous_ = 0;
-};
-
-// Apply the activation in place (z contiguous); return its derivative (undefined for the
+// Apply the activation in place (contiguous values); return the derivative buffer (empty for the
 // identity or when no gradient is needed).
-Tensor activate_(Tensor& z, int64_t code, bool need_gradient) {
-    if (code == IDENTITY) return Tensor();
+template <typename T>
+std::vector<T> activate_values(T* values, int64_t count, int64_t code, bool need_gradient) {
+    std::vector<T> derivative;
+    if (code == IDENTITY) return derivative;
     TORCH_CHECK(code == CELU || code == GAUSSIAN, "openmm_ani kernel: unsupported activation code ", code);
-    TORCH_CHECK(z.is_contiguous(), "openmm_ani kernel: activation input must be contiguous");
-    Tensor derivative = need_gradient ? at::empty_like(z) : Tensor();
-    AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "openmm_ani_activate", [&] {
-        activate<scalar_t>(code, z.data_ptr<scalar_t>(), need_gradient ? derivative.data_ptr<scalar_t>() : nullptr,
-                           z.numel());
-    });
+    if (need_gradient) derivative.resize(count);
+    activate<T>(code, values, need_gradient ? derivative.data() : nullptr, count);
     return derivative;
 }
 
@@ -102,48 +70,145 @@ AEVSpec make_spec(double radial_cutoff, double angular_cutoff, at::ArrayRef<doub
     return spec;
 }
 
-// Forward (and backward to the AEV rows) of one element's stacked networks. Adds the member
-// energies [M] (float64) and writes d(mean energy)/d(aev) into aev_grad rows.
-void element_network(const Tensor& aev, Tensor* aev_grad, int64_t num_models, at::TensorList weights,
-                     at::TensorList biases, at::IntArrayRef activations, Tensor& energies) {
-    const int64_t n = aev.size(0);
+// Runs fn(begin, end) over rows [0, rows), in parallel chunks when allowed.
+template <typename F>
+void over_rows(int64_t rows, bool threaded, const F& fn) {
+    if (threaded && rows > 2 * ROW_GRAIN) {
+        at::parallel_for(0, rows, ROW_GRAIN, fn);
+    } else {
+        fn(0, rows);
+    }
+}
+
+// Forward (and backward to the AEV rows) of one element's stacked networks for its n atoms.
+// Every layer is kept as [n, M * width] (member m in columns m * width ...), so a member's block
+// is a strided view and no transposes are needed. Adds the member energies [M] and, if aev_grad
+// is given, writes d(mean energy)/d(aev) into it ([n, length]).
+// weights_t: empty, or the transposed weights ([members * width, length] for the first layer,
+// [members, outputs, inputs] for the others), which let the backward pass use gemm_nn.
+template <typename T>
+void element_network(const T* aev, int64_t n, int64_t length, int64_t M, at::TensorList weights,
+                     at::TensorList biases, at::TensorList weights_t, at::IntArrayRef activations, T* aev_grad,
+                     double* energies, bool threaded) {
     const int64_t layers = static_cast<int64_t>(weights.size());
     const bool need_gradient = aev_grad != nullptr;
-    std::vector<Tensor> derivatives(layers);
-    const int64_t width0 = weights[0].size(1) / num_models;
-    Tensor z = at::addmm(biases[0], aev, weights[0]);  // [n, M * out]
-    derivatives[0] = activate_(z, activations[0], need_gradient);
-    Tensor h = z.view({n, num_models, width0}).transpose(0, 1);  // [M, n, out]
-    for (int64_t l = 1; l < layers; ++l) {
-        h = at::baddbmm(biases[l], h, weights[l]);
-        derivatives[l] = activate_(h, activations[l], need_gradient);
-    }
-    TORCH_CHECK(h.size(2) == 1, "openmm_ani kernel: the last layer must have one output");
-    energies.add_(at::sum(h, {1, 2}, false, at::kDouble));
-    if (!need_gradient) return;
-    // dE/dz of the last layer: 1/M for the ensemble mean
-    Tensor g = at::full({num_models, n, 1}, 1.0 / static_cast<double>(num_models), h.options());
-    if (derivatives[layers - 1].defined()) g = g * derivatives[layers - 1];
-    for (int64_t l = layers - 1; l >= 1; --l) {
-        g = at::bmm(g, weights[l].transpose(1, 2));  // [M, n, in_l]
-        const Tensor& d = derivatives[l - 1];
-        if (d.defined()) {
-            if (l - 1 == 0) {
-                g.mul_(d.view({n, num_models, width0}).transpose(0, 1));
-            } else {
-                g.mul_(d);
-            }
+    std::vector<Tensor> w(layers), b(layers), wt;
+    std::vector<int64_t> width(layers), input(layers);
+    // Few rows: the backward pass re-reads the weights the forward pass just brought into cache (gemm_nt);
+    // more rows make it compute-bound, where the transposed copies (gemm_nn) are faster.
+    const bool transposed = !weights_t.empty() && n >= TRANSPOSED_MIN_ROWS;
+    for (int64_t l = 0; l < layers; ++l) {
+        w[l] = weights[l].contiguous();
+        b[l] = biases[l].contiguous();
+        if (transposed) {
+            wt.push_back(weights_t[l].contiguous());
+            TORCH_CHECK(wt[l].numel() == w[l].numel(), "openmm_ani kernel: transposed weights do not match");
         }
+        if (l == 0) {
+            TORCH_CHECK(w[0].dim() == 2 && w[0].size(0) == length && w[0].size(1) % M == 0,
+                        "openmm_ani kernel: first-layer weights must be [AEV length, members * width]");
+            width[0] = w[0].size(1) / M;
+            input[0] = length;
+        } else {
+            TORCH_CHECK(w[l].dim() == 3 && w[l].size(0) == M && w[l].size(1) == width[l - 1],
+                        "openmm_ani kernel: layer ", l, " weights must be [members, inputs, outputs]");
+            width[l] = w[l].size(2);
+            input[l] = w[l].size(1);
+        }
+        TORCH_CHECK(b[l].numel() == M * width[l], "openmm_ani kernel: layer ", l, " biases do not match");
     }
-    Tensor flat = g.transpose(0, 1).reshape({n, num_models * width0});
-    at::mm_out(*aev_grad, flat, weights[0].t());
+    TORCH_CHECK(width[layers - 1] == 1, "openmm_ani kernel: the last layer must have one output");
+    std::vector<std::vector<T>> values(layers), derivatives(layers);
+    const T* h = aev;
+    for (int64_t l = 0; l < layers; ++l) {
+        const int64_t columns = M * width[l];
+        std::vector<T>& z = values[l];
+        z.resize(n * columns);
+        const T* bias = b[l].data_ptr<T>();
+        const T* weight = w[l].data_ptr<T>();
+        for (int64_t r = 0; r < n; ++r) std::copy(bias, bias + columns, z.data() + r * columns);
+        over_rows(n, threaded, [&](int64_t begin, int64_t end) {
+            if (l == 0) {
+                gemm_nn<T>(end - begin, columns, length, h + begin * length, length, weight, columns,
+                           z.data() + begin * columns, columns);
+            } else if (width[l] == 1) {  // output layer: one dot product per atom and member
+                const int64_t in = input[l], ld = M * in;
+                for (int64_t r = begin; r < end; ++r) {
+                    for (int64_t m = 0; m < M; ++m) {
+                        T dot = T(0);
+                        gemm_nt<T>(1, 1, in, h + r * ld + m * in, ld, weight + m * in, in, &dot, 1);
+                        z[r * M + m] += dot;
+                    }
+                }
+            } else {
+                const int64_t in = input[l], ld = M * in;
+                for (int64_t m = 0; m < M; ++m)
+                    gemm_nn<T>(end - begin, width[l], in, h + begin * ld + m * in, ld, weight + m * in * width[l],
+                               width[l], z.data() + begin * columns + m * width[l], columns);
+            }
+        });
+        derivatives[l] = activate_values<T>(z.data(), n * columns, activations[l], need_gradient);
+        h = z.data();
+    }
+    for (int64_t r = 0; r < n; ++r)
+        for (int64_t m = 0; m < M; ++m) energies[m] += static_cast<double>(h[r * M + m]);
+    if (!need_gradient) return;
+    // dE/d(activation) of the last hidden layer: (1 / M) * last-layer weight (* output activation')
+    const int64_t hidden = layers - 2;
+    const int64_t hw = width[hidden];
+    std::vector<T> g(n * M * hw);
+    {
+        const T* last = w[layers - 1].data_ptr<T>();  // [M, hw, 1]
+        const std::vector<T>& out_derivative = derivatives[layers - 1];
+        const T scale = T(1) / static_cast<T>(M);
+        for (int64_t r = 0; r < n; ++r)
+            for (int64_t m = 0; m < M; ++m) {
+                const T factor = scale * (out_derivative.empty() ? T(1) : out_derivative[r * M + m]);
+                for (int64_t j = 0; j < hw; ++j) g[(r * M + m) * hw + j] = factor * last[m * hw + j];
+            }
+    }
+    for (int64_t l = hidden; l >= 0; --l) {
+        const std::vector<T>& d = derivatives[l];
+        if (!d.empty())
+            for (size_t j = 0; j < g.size(); ++j) g[j] *= d[j];
+        if (l == 0) break;
+        // back through layer l: g_prev[n, M * input] = g[n, M * width] W_m^T per member
+        const int64_t in = input[l], out = width[l];
+        std::vector<T> previous(n * M * in, T(0));
+        const T* weight = (transposed ? wt[l] : w[l]).data_ptr<T>();
+        over_rows(n, threaded, [&](int64_t begin, int64_t end) {
+            for (int64_t m = 0; m < M; ++m) {
+                const T* gm = g.data() + begin * M * out + m * out;
+                T* pm = previous.data() + begin * M * in + m * in;
+                if (transposed) {
+                    gemm_nn<T>(end - begin, in, out, gm, M * out, weight + m * out * in, in, pm, M * in);
+                } else {
+                    gemm_nt<T>(end - begin, in, out, gm, M * out, weight + m * in * out, out, pm, M * in);
+                }
+            }
+        });
+        g.swap(previous);
+    }
+    const int64_t columns = M * width[0];
+    over_rows(n, threaded, [&](int64_t begin, int64_t end) {
+        T* out = aev_grad + begin * length;
+        if (transposed) {
+            std::fill(out, out + (end - begin) * length, T(0));
+            gemm_nn<T>(end - begin, length, columns, g.data() + begin * columns, columns, wt[0].data_ptr<T>(), length,
+                       out, length);
+        } else {
+            gemm_nt<T>(end - begin, length, columns, g.data() + begin * columns, columns, w[0].data_ptr<T>(), columns,
+                       out, length);
+        }
+    });
 }
 
 template <typename T>
 std::tuple<Tensor, Tensor> energy_gradient_impl(const Tensor& positions, const Tensor& species,
                                                 const c10::optional<Tensor>& cell, const AEVSpec& spec,
                                                 int64_t num_models, at::TensorList weights, at::TensorList biases,
-                                                at::IntArrayRef layers, at::IntArrayRef activations,
+                                                at::TensorList weights_t, at::IntArrayRef layers,
+                                                at::IntArrayRef activations,
                                                 bool need_gradient, int64_t threads) {
     const Tensor x = positions.contiguous();
     const Tensor sp = species.contiguous();
@@ -195,16 +260,17 @@ std::tuple<Tensor, Tensor> energy_gradient_impl(const Tensor& positions, const T
     }
 
     Tensor energies = at::zeros({num_models}, x.options().dtype(at::kDouble));
-    BlasThreads blas_threads(threads);
     Tensor aev_grad = need_gradient ? at::empty({rows, length}, x.options()) : Tensor();
     int64_t layer = 0;
     for (int64_t e = 0; e < num_elements; ++e) {
         const int64_t count = layers[e];
         if (counts[e] > 0) {
-            Tensor grad_rows = need_gradient ? aev_grad.narrow(0, start[e], counts[e]) : Tensor();
-            element_network(aev.narrow(0, start[e], counts[e]), need_gradient ? &grad_rows : nullptr, num_models,
-                            weights.slice(layer, count), biases.slice(layer, count),
-                            activations.slice(layer, count), energies);
+            element_network<T>(aev_p + start[e] * length, counts[e], length, num_models, weights.slice(layer, count),
+                               biases.slice(layer, count),
+                               weights_t.empty() ? weights_t : weights_t.slice(layer, count),
+                               activations.slice(layer, count),
+                               need_gradient ? aev_grad.data_ptr<T>() + start[e] * length : nullptr,
+                               energies.data_ptr<double>(), threaded);
         }
         layer += count;
     }
@@ -233,8 +299,8 @@ std::tuple<Tensor, Tensor> energy_gradient(const Tensor& positions, const Tensor
                                            at::ArrayRef<double> angular_zeta, at::ArrayRef<double> angular_shifts,
                                            at::ArrayRef<double> angle_sections, int64_t num_species,
                                            int64_t num_models, at::TensorList weights, at::TensorList biases,
-                                           at::IntArrayRef layers, at::IntArrayRef activations, bool need_gradient,
-                                           int64_t threads) {
+                                           at::TensorList weights_t, at::IntArrayRef layers,
+                                           at::IntArrayRef activations, bool need_gradient, int64_t threads) {
     TORCH_CHECK(positions.dim() == 2 && positions.size(1) == 3, "openmm_ani kernel: positions must be [N, 3]");
     TORCH_CHECK(species.dim() == 1 && species.size(0) == positions.size(0),
                 "openmm_ani kernel: species must be [N] like positions");
@@ -243,6 +309,8 @@ std::tuple<Tensor, Tensor> energy_gradient(const Tensor& positions, const Tensor
                 "openmm_ani kernel: one network per element expected");
     TORCH_CHECK(weights.size() == biases.size() && weights.size() == activations.size(),
                 "openmm_ani kernel: weights, biases and activations differ in length");
+    TORCH_CHECK(weights_t.empty() || weights_t.size() == weights.size(),
+                "openmm_ani kernel: transposed weights must be empty or one per layer");
     int64_t total = 0;
     for (int64_t count : layers) {
         TORCH_CHECK(count >= 2, "openmm_ani kernel: networks need at least two layers");
@@ -252,16 +320,19 @@ std::tuple<Tensor, Tensor> energy_gradient(const Tensor& positions, const Tensor
     for (const Tensor& w : weights)
         TORCH_CHECK(w.scalar_type() == positions.scalar_type(),
                     "openmm_ani kernel: weights and positions must share a dtype");
+    for (const Tensor& w : weights_t)
+        TORCH_CHECK(w.scalar_type() == positions.scalar_type(),
+                    "openmm_ani kernel: transposed weights and positions must share a dtype");
     const AEVSpec spec = make_spec(radial_cutoff, angular_cutoff, radial_eta, radial_shifts, angular_eta,
                                    angular_zeta, angular_shifts, angle_sections, num_species);
     at::NoGradGuard no_grad;
     if (positions.scalar_type() == at::kFloat) {
-        return energy_gradient_impl<float>(positions, species, cell, spec, num_models, weights, biases, layers,
-                                           activations, need_gradient, threads);
+        return energy_gradient_impl<float>(positions, species, cell, spec, num_models, weights, biases, weights_t,
+                                           layers, activations, need_gradient, threads);
     }
     TORCH_CHECK(positions.scalar_type() == at::kDouble, "openmm_ani kernel: positions must be float32 or float64");
-    return energy_gradient_impl<double>(positions, species, cell, spec, num_models, weights, biases, layers,
-                                        activations, need_gradient, threads);
+    return energy_gradient_impl<double>(positions, species, cell, spec, num_models, weights, biases, weights_t,
+                                        layers, activations, need_gradient, threads);
 }
 
 // AEVs [N, L] in atom order (zero rows for species -1) and, when aev_grad [N, L] is given, the
@@ -336,7 +407,8 @@ TORCH_LIBRARY(openmm_ani, m) {
         "energy_gradient(Tensor positions, Tensor species, Tensor? cell, float radial_cutoff, "
         "float angular_cutoff, float[] radial_eta, float[] radial_shifts, float[] angular_eta, "
         "float[] angular_zeta, float[] angular_shifts, float[] angle_sections, int num_species, int num_models, "
-        "Tensor[] weights, Tensor[] biases, int[] layers, int[] activations, bool need_gradient, int threads) "
+        "Tensor[] weights, Tensor[] biases, Tensor[] weights_t, int[] layers, int[] activations, bool need_gradient, "
+        "int threads) "
         "-> (Tensor, Tensor)");
     m.def(
         "aev_and_gradient(Tensor positions, Tensor species, Tensor? cell, float radial_cutoff, float angular_cutoff, "
