@@ -163,3 +163,23 @@ def test_removing_ligand_constraints_needs_bond_terms():
         interpolating_system(leg, ProtocolSettings(remove_constraints=True))
     flexible = prmtop.createSystem(constraints=app.HBonds, flexibleConstraints=True)
     assert constrained_without_bond(flexible, ligand) == []
+
+
+def test_resume_differences_name_what_determines_the_samples():
+    """Issue 9, case 1: only settings that change the stored samples (and changed inputs) forbid continuing."""
+    from openmm_ani.freeenergy.resume import differences, record
+
+    inputs = {"complex": {"files": {"--complex-prmtop": "aa"}, "n_particles": 10, "ligand_atoms": [1, 2],
+                          "ligand_elements": ["C", "H"], "system_sha256": "s", "positions_sha256": "p"}}
+    stored = record(ProtocolSettings(schedule="equal", n_states=3), inputs)
+    extended = record(ProtocolSettings(lambdas=[0.0, 0.5, 1.0], n_iterations=5000, n_switches=8, max_time_s=60.0,
+                                       target_error_kcal_per_mol=0.3, platform="CUDA"), inputs)
+    assert differences(stored, extended) == []
+    changed_inputs = {"complex": dict(inputs["complex"], files={"--complex-prmtop": "bb"}, ligand_elements=["C", "N"])}
+    changed = record(ProtocolSettings(lambdas=[0.0, 0.4, 1.0], model="ani1x", seed=7), changed_inputs)
+    found = differences(stored, changed)
+    assert "model \"ani1ccx\" -> \"ani1x\"" in found and "seed 2024 -> 7" in found
+    assert "windows [0.0, 0.5, 1.0] -> [0.0, 0.4, 1.0]" in found
+    assert "complex input files changed (--complex-prmtop)" in found
+    assert "complex ligand_elements [\"C\", \"H\"] -> [\"C\", \"N\"]" in found
+    assert len(found) == 5

@@ -129,13 +129,50 @@ def test_verdict_names_missing_windows_and_extension(tmp_path):
     assert any("extend replica exchange" in a for a in verdict["advice"])
 
 
-def test_mbar_without_overlap_is_a_result_not_an_exception():
-    """Issue 9, case 13: pymbar's ParameterError used to escape; now a failed result with the spreads."""
+def _disjoint_windows():
+    """Reduced potentials of three windows whose ensembles do not overlap at all (kT)."""
     rng = np.random.default_rng(0)
     lambdas = np.array([0.0, 0.5, 1.0])
-    du = [rng.normal(m, 30.0, 50) for m in (1000.0, 0.0, -1000.0)]  # kT: three disjoint ensembles
+    du = [rng.normal(m, 30.0, 50) for m in (1000.0, 0.0, -1000.0)]
     energies = np.stack([np.outer(du[r], lambdas) for r in range(3)], axis=1)
-    states = np.tile(np.arange(3), (50, 1))
+    return energies, np.tile(np.arange(3), (50, 1)), lambdas
+
+
+def test_windows_without_overlap_get_a_diagnosis():
+    """Issue 9, case 13 (--lambdas 0,0.5,1 without overlap): the verdict names the gaps and what to add."""
+    energies, states, lambdas = _disjoint_windows()
     result = mbar_from_energies(energies, states, lambdas, history_points=0)
-    assert result.status == "failed" or max(result.neighbour_overlaps) < 1e-6
-    np.testing.assert_allclose(result.neighbour_spread_kt, 15.0, rtol=0.25)  # 0.5 * 30 kT
+    assert max(result.neighbour_overlaps) < 1e-6
+    np.testing.assert_allclose(result.neighbour_spread_kt, 15.0, rtol=0.25)  # 0.5 * 30 kT in every window
+    summary = leg_summary(result.to_dict(), None, T)
+    verdict = leg_verdict("complex", summary, result.to_dict(), None, kt_kcal_per_mol(T), 0.2, 1.0, result.n_iterations)
+    assert not verdict["converged"] and not verdict["checks"]["neighbour_overlap"]["passed"]
+    gaps = [a for a in verdict["advice"] if "do not overlap" in a]
+    assert len(gaps) == 2 and "windows 0 and 0.5" in gaps[0] and "windows 0.5 and 1" in gaps[1]
+    added = gaps[0].split("add lambda ")[1].split(" (")[0].split(", ")
+    assert len(added) == math.ceil(result.neighbour_spread_kt[0]) - 1  # pieces of at most 1 kT
+    np.testing.assert_allclose(np.diff([0.0, *map(float, added), 0.5]), 0.5 / (len(added) + 1), atol=1e-5)
+
+
+def test_mbar_failure_is_a_result_not_an_exception(monkeypatch):
+    """Issue 9, case 13: pymbar's ParameterError escaped as a traceback on every rerun; now it is a
+    failed result with the neighbour spreads, and the leg falls back to BAR where it has one."""
+    import pymbar
+    from pymbar.utils import ParameterError
+
+    class Failing:
+        def __init__(self, *args, **kwargs):
+            raise ParameterError("the free energies did not converge")
+
+    monkeypatch.setattr(pymbar, "MBAR", Failing)
+    energies, states, lambdas = _disjoint_windows()
+    result = mbar_from_energies(energies, states, lambdas, history_points=0)
+    assert result.status == "failed" and "did not converge" in result.message and math.isnan(result.delta_f_kt)
+    np.testing.assert_allclose(result.neighbour_spread_kt, 15.0, rtol=0.25)
+    switching = {"bar_delta_f_kt": 1.0, "bar_d_delta_f_kt": 0.1, "jarzynski_forward_kt": 1.0, "jarzynski_reverse_kt": 1.0,
+                 "forward_work": [1.0] * 60, "reverse_work": [-1.0] * 60}
+    summary = leg_summary(result.to_dict(), switching, T)
+    assert summary["estimator"] == "BAR" and summary["delta_g_kcal_per_mol"] == pytest.approx(kt_kcal_per_mol(T))
+    verdict = leg_verdict("complex", summary, result.to_dict(), switching, kt_kcal_per_mol(T), 0.5, 1.0, result.n_iterations)
+    assert not verdict["converged"] and not verdict["checks"]["mbar"]["passed"]
+    assert any("MBAR failed" in a for a in verdict["advice"]) and sum("do not overlap" in a for a in verdict["advice"]) == 2
