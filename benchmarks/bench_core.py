@@ -1,20 +1,23 @@
 #!/usr/bin/env python
-"""Benchmark of the openmm-ani core: ms per energy + forces call of the ANI-1ccx ensemble.
+"""Model path benchmark: ms per energy + forces call of the ANI-1ccx ensemble, openmm-ani vs TorchANI 2.9.
 
-For p-xylene (18 atoms), alanine dipeptide (22) and periodic water boxes of ~255, 1k, 3k
-and 10k atoms it prints the median time of one energy + forces evaluation (autograd) of the
-8-model ANI-1ccx ensemble, in float32 and float64, single-threaded (``torch.set_num_threads(1)``)
-and with the default thread count, for openmm-ani eager and TorchScript, next to TorchANI 2.2.4
-(the peer) on the same inputs in the same run, with the ratio TorchANI / openmm-ani.
-It then prints the cost per atom from 1k to 10k atoms, which is flat when the cost grows
-linearly. TorchANI's periodic neighbour search is all-pairs over periodic shifts (memory
-and time ~ N^2), so it is run only up to ``--torchani-max-atoms`` atoms.
+For p-xylene (18 atoms), alanine dipeptide (22) and periodic water boxes of about 255, 1k, 3k and
+10k atoms it times one energy + forces evaluation of the 8-member ensemble on CPU, one thread
+(``torch.set_num_threads(1)``) and torch's default threads, for
 
-    python benchmarks/bench_core.py [--quick] [--torchani-max-atoms 1100]
+* ``openmm-ani``: ``openmm_ani.models.load("ani1ccx").energies_and_forces(...)`` — the fused C++
+  kernel (:mod:`openmm_ani.kernels`);
+* ``openmm-ani TS``: the analytic TorchScript path (``FusedANI(use_kernel=False)``, scripted) that
+  runs where the kernel is not built, on GPUs and in exported files;
+* ``TorchANI 2.9``: TorchANI 2.9.0 (``benchmarks/setup_torchani29.py``), the published NeuroChem
+  weights, ``to_infer_model()``, TorchScript, energy + forces by autograd; cell list for boxes.
 
-``--quick`` uses fewer repeats and skips the 10k-atom box. Molecules are the perturbed
-openmmtools structures of ``tests/data/ani_reference.npz``; water boxes are
-``openmmtools.testsystems.WaterBox`` (TIP3P geometry).
+The engines run alternately, in ``--rounds`` rounds; each round's figure is the median of
+``--repeats`` calls after warm-up. Printed: the range of round medians per engine and the ratio
+TorchANI 2.9 / openmm-ani of their medians. Energies of every engine are checked against
+openmm-ani's before timing. Then the cost per atom from 1k to 10k atoms (flat = linear).
+
+    python benchmarks/bench_core.py [--quick] [--double] [--rounds 2] [--systems pxylene water_1k]
 """
 
 import argparse
@@ -32,136 +35,155 @@ import numpy as np
 import torch
 
 import openmm_ani
+from openmm_ani import kernels
+from openmm_ani.model.fused import FusedANI
 from openmm_ani.units import NM_TO_ANGSTROM
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import setup_torchani29  # noqa: E402  (benchmark helper next to this file)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE = os.path.join(ROOT, "tests", "data", "ani_reference.npz")
 #: Water box edges (nm) giving about 255, 1k, 3k and 10k atoms.
 WATER_EDGES_NM = {"water_255": 1.4, "water_1k": 2.21, "water_3k": 3.18, "water_10k": 4.75}
+SYSTEMS = ["pxylene", "alanine_dipeptide"] + list(WATER_EDGES_NM)
 
 System = Tuple[str, np.ndarray, np.ndarray, Optional[np.ndarray]]
+Call = Callable[[], Tuple[torch.Tensor, torch.Tensor]]
 
 
-def molecules() -> List[System]:
+def molecule(name: str) -> System:
     with np.load(REFERENCE) as data:
-        return [(name, data[f"{name}__atomic_numbers"], data[f"{name}__positions"], None)
-                for name in ("pxylene", "alanine_dipeptide")]
+        return name, data[f"{name}__atomic_numbers"], data[f"{name}__positions"], None
 
 
-def water_box(name: str, edge_nm: float) -> System:
+def water_box(name: str) -> System:
     import openmm.unit as unit
 
     with contextlib.redirect_stdout(io.StringIO()):  # openmmtools/pymbar print notices on import
         from openmmtools import testsystems
 
-    water = testsystems.WaterBox(box_edge=edge_nm * unit.nanometer)
+    water = testsystems.WaterBox(box_edge=WATER_EDGES_NM[name] * unit.nanometer)
     z = np.array([a.element.atomic_number for a in water.topology.atoms()], dtype=np.int64)
     x = np.asarray(water.positions.value_in_unit(unit.nanometer)) * NM_TO_ANGSTROM
     cell = np.array([[v.value_in_unit(unit.nanometer) for v in vec]
                      for vec in water.system.getDefaultPeriodicBoxVectors()]) * NM_TO_ANGSTROM
     frac = x @ np.linalg.inv(cell)
-    return name, z, (frac - np.floor(frac)) @ cell, cell  # wrapped: TorchANI expects wrapped coordinates
+    return name, z, (frac - np.floor(frac)) @ cell, cell  # wrapped, as TorchANI expects
 
 
-def time_ms(call: Callable[[], None], repeats: int, warmup: int, budget_s: float = 6.0) -> Tuple[float, float]:
-    """Median and minimum wall time (ms) of ``call`` after ``warmup`` calls.
+def engines(system: System, dtype: torch.dtype, peer_model) -> Dict[str, Call]:
+    """Energy + forces callables of each engine for one system (Ha, Ha/Å)."""
+    _, z, positions, cell = system
+    zt = torch.tensor(z).unsqueeze(0)
+    x = torch.tensor(positions, dtype=dtype).unsqueeze(0)
+    c = None if cell is None else torch.tensor(cell, dtype=dtype)
+    model = openmm_ani.models.load("ani1ccx", dtype=dtype)
+    calls: Dict[str, Call] = {}
+    if kernels.available():
+        calls["openmm-ani"] = lambda: model.energies_and_forces(zt, x, c)
+    species = model.species(zt)[0]
+    portable = torch.jit.script(FusedANI(model.aev.parameters, list(model.networks.networks), use_kernel=False))
+    self_energy = model.self_energies(model.species(zt)).to(torch.float64)
 
-    Stops early (after at least 3 timed calls) once ``budget_s`` seconds are spent, so that
-    slow peers do not dominate the run time.
-    """
-    for _ in range(warmup):
-        call()
+    def script_call() -> Tuple[torch.Tensor, torch.Tensor]:
+        members, gradient = portable(x[0], species, c, True)
+        return members.mean() + self_energy, -gradient
+
+    calls["openmm-ani TS"] = script_call
+    if peer_model is not None:
+        pbc = None if c is None else torch.tensor([True, True, True])
+
+        def peer_call() -> Tuple[torch.Tensor, torch.Tensor]:
+            xr = x.clone().requires_grad_(True)
+            energy = peer_model((zt, xr), cell=c, pbc=pbc).energies
+            (grad,) = torch.autograd.grad(energy.sum(), xr)
+            return energy.detach(), -grad
+
+        calls["TorchANI 2.9"] = peer_call
+    return calls
+
+
+def median_ms(call: Call, repeats: int) -> float:
     times: List[float] = []
-    spent = 0.0
-    while len(times) < repeats and (len(times) < 3 or spent < budget_s):
+    for _ in range(repeats):
         start = time.perf_counter()
         call()
         times.append(time.perf_counter() - start)
-        spent += times[-1]
-    return 1000.0 * statistics.median(times), 1000.0 * min(times)
-
-
-def energy_forces_call(energy_fn, x: torch.Tensor) -> Callable[[], None]:
-    def call() -> None:
-        energy = energy_fn(x)
-        torch.autograd.grad(energy.sum(), x)
-    return call
+    return 1000.0 * statistics.median(times)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, no 10k-atom box")
-    parser.add_argument("--torchani-max-atoms", type=int, default=1100,
-                        help="largest periodic system given to TorchANI (its PBC neighbour list is O(N^2) memory)")
+    parser.add_argument("--double", action="store_true", help="float64 instead of float32")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per engine (default 2)")
+    parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=None)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
+    dtype = torch.float64 if args.double else torch.float32
     default_threads = torch.get_num_threads()
     try:
-        import torchani
-    except ImportError:
-        torchani = None
-
-    systems = molecules()
-    for name, edge in WATER_EDGES_NM.items():
-        if args.quick and name == "water_10k":
-            continue
-        systems.append(water_box(name, edge))
-
-    print(f"# openmm-ani {openmm_ani.__version__} core benchmark: ANI-1ccx 8-model ensemble, energy + forces")
-    print(f"# torch {torch.__version__}, torchani {getattr(torchani, '__version__', 'not installed')}, "
-          f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"default threads {default_threads}")
-    print("# ms per call: median (minimum) after warm-up; ratio = TorchANI / openmm-ani TorchScript "
-          "(> 1: openmm-ani faster), of medians (of minima)")
+        torchani29 = setup_torchani29.load()
+        peer = setup_torchani29.load_model("ani1ccx", dtype)
+        scripted_open = torch.jit.script(peer)
+        peer_periodic = setup_torchani29.load_model("ani1ccx", dtype)
+        peer_periodic.neighborlist = torchani29.neighbors.CellList()  # what the model's PBC branch calls
+        scripted_periodic = torch.jit.script(peer_periodic)
+        peer_version = "2.9.0"
+    except ImportError as error:
+        print(f"# TorchANI 2.9 not available ({error}); timing openmm-ani only")
+        torchani29, scripted_open, scripted_periodic, peer_version = None, None, None, "not set up"
+    chosen = args.systems or [s for s in SYSTEMS if not (args.quick and s == "water_10k")]
+    print(f"# openmm-ani {openmm_ani.__version__} model path: ANI-1ccx 8-member ensemble, energy + forces, "
+          f"{'float64' if args.double else 'float32'}, CPU")
+    print(f"# torch {torch.__version__}, TorchANI {peer_version} (TorchScript, to_infer_model, cell list for boxes), "
+          f"kernels {kernels.instruction_set()}, python {platform.python_version()}, {os.cpu_count()} CPUs")
+    print(f"# ms per call: range of {args.rounds} alternating round medians; ratio = TorchANI 2.9 / openmm-ani")
     print()
-    header = ("| system | atoms | dtype | threads | openmm-ani eager | openmm-ani script | TorchANI 2.2.4 | ratio |")
-    print(header)
-    print("|---|---:|---|---:|---:|---:|---:|---:|")
-    sys.stdout.flush()
-
-    per_atom: Dict[Tuple[str, int], Dict[int, float]] = {}
-    for dtype in (torch.float32, torch.float64):
-        ours = openmm_ani.models.load("ani1ccx", dtype=dtype)
-        scripted = torch.jit.script(openmm_ani.models.load("ani1ccx", dtype=dtype))
-        peer = None
-        if torchani is not None:
-            with contextlib.redirect_stdout(io.StringIO()):  # TorchANI prints its resource path
-                peer = torchani.models.ANI1ccx(periodic_table_index=True).to(dtype)
-        for name, z, positions, cell in systems:
-            n = len(z)
-            zt = torch.tensor(z).unsqueeze(0)
-            x = torch.tensor(positions, dtype=dtype).unsqueeze(0).requires_grad_(True)
-            c = torch.tensor(cell, dtype=dtype) if cell is not None else None
-            repeats = max(3, min(30, int(6000 / n))) // (3 if args.quick else 1) + 2
-            warmup = 2 if n > 3000 else 3
-            for threads in sorted({1, default_threads}):
-                torch.set_num_threads(threads)
-                eager = time_ms(energy_forces_call(lambda y: ours(zt, y, c), x), repeats, warmup)
-                script = time_ms(energy_forces_call(lambda y: scripted(zt, y, c), x), repeats, warmup)
-                peer_text, ratio_text = "skipped", ""
-                if peer is not None and (cell is None or n <= args.torchani_max_atoms):
-                    kwargs = {} if c is None else {"cell": c, "pbc": torch.tensor([True, True, True])}
-                    peer_time = time_ms(
-                        energy_forces_call(lambda y: peer((zt, y), **kwargs).energies, x), repeats, 1)
-                    peer_text = f"{peer_time[0]:.2f} ({peer_time[1]:.2f})"
-                    ratio_text = f"{peer_time[0] / script[0]:.2f} ({peer_time[1] / script[1]:.2f})"
-                elif peer is not None:
-                    peer_text = "not run (O(N^2))"
-                dname = "float32" if dtype == torch.float32 else "float64"
-                print(f"| {name} | {n} | {dname} | {threads} | {eager[0]:.2f} ({eager[1]:.2f}) | "
-                      f"{script[0]:.2f} ({script[1]:.2f}) | {peer_text} | {ratio_text} |")
-                sys.stdout.flush()
-                script_ms = script[1]
-                if n >= 900:
-                    per_atom.setdefault((dname, threads), {})[n] = script_ms / n
+    print("| system | atoms | threads | openmm-ani | openmm-ani TS | TorchANI 2.9 | ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    per_atom: Dict[int, Dict[int, float]] = {}
+    for name in chosen:
+        system = molecule(name) if name in ("pxylene", "alanine_dipeptide") else water_box(name)
+        n = len(system[1])
+        peer = scripted_open if system[3] is None else scripted_periodic
+        calls = engines(system, dtype, peer)
+        reference = calls["openmm-ani TS"]()
+        for engine, call in calls.items():  # same energies and forces before any timing
+            energy, forces = call()
+            de = abs(float(energy.sum()) - float(reference[0].sum()))
+            ulp = float(np.spacing(np.float32(abs(float(reference[0].sum())))))  # float32 peers sum in float32
+            assert de <= (4 * ulp + 1e-4 if dtype == torch.float32 else 1e-8), (name, engine, de)
+            df = float((forces.reshape(-1, 3).double() - reference[1].reshape(-1, 3).double()).abs().max())
+            assert df <= (1e-3 if dtype == torch.float32 else 1e-8), (name, engine, df)
+        repeats = max(3, min(30, int(3000 / n))) // (3 if args.quick else 1) + 1
+        for threads in sorted({1, default_threads}):
+            torch.set_num_threads(threads)
+            for call in calls.values():
+                call()
+                call()
+            figures: Dict[str, List[float]] = {engine: [] for engine in calls}
+            for _ in range(args.rounds):
+                for engine, call in calls.items():
+                    figures[engine].append(median_ms(call, repeats))
+            cells = []
+            for engine in ("openmm-ani", "openmm-ani TS", "TorchANI 2.9"):
+                values = figures.get(engine)
+                cells.append("—" if not values else f"{min(values):.2f}–{max(values):.2f}")
+            ratio = ""
+            if figures.get("TorchANI 2.9") and figures.get("openmm-ani"):
+                ratio = f"{statistics.median(figures['TorchANI 2.9']) / statistics.median(figures['openmm-ani']):.1f}x"
+            print(f"| {name} | {n} | {threads} | " + " | ".join(cells) + f" | {ratio} |")
+            sys.stdout.flush()
+            if n >= 900 and figures.get("openmm-ani"):
+                per_atom.setdefault(threads, {})[n] = 1000.0 * min(figures["openmm-ani"]) / n
         torch.set_num_threads(default_threads)
-
-    print()
-    print("# cost per atom (openmm-ani TorchScript, minimum time, µs/atom) from 1k to 10k atoms: flat = linear scaling")
-    print("| dtype | threads | " + " | ".join(f"{n} atoms" for n in sorted(next(iter(per_atom.values())))) + " |")
-    print("|---|---:|" + "---:|" * len(next(iter(per_atom.values()))))
-    for (dname, threads), values in sorted(per_atom.items()):
-        print(f"| {dname} | {threads} | " + " | ".join(f"{1000 * values[n]:.1f}" for n in sorted(values)) + " |")
+    if per_atom:
+        print()
+        print("# openmm-ani cost per atom (µs/atom, best round) from 1k to 10k atoms: flat = linear")
+        for threads, values in sorted(per_atom.items()):
+            print(f"# threads {threads}: " + ", ".join(f"{n} atoms {v:.1f}" for n, v in sorted(values.items())))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import Any, Optional, Sequence
 import torch
 
 from ..model import ANIModel
-from .module import ANIForceModule
+from .module import ANIForceModule, EnergyAndForces
 from .openmmtorch import import_openmmtorch
 
 
@@ -39,20 +39,29 @@ def create_module(
 
 
 def create_torch_force(module: torch.jit.ScriptModule, uses_box: bool, name: str) -> Any:
-    """An ``openmmtorch.TorchForce`` evaluating ``module`` (energy in kJ/mol; the module attaches its
-    analytic forces to the energy, which openmm-torch's back-propagation reads).
+    """An ``openmmtorch.TorchForce`` evaluating ``module`` (energy in kJ/mol).
+
+    A module made by :func:`create_module` (it has ``energy_and_forces``) is wrapped in
+    :class:`~openmm_ani.openmm.module.EnergyAndForces` and the force set to ``setOutputsForces(True)``:
+    openmm-torch takes the analytic forces as they are, with no autograd pass. Other modules (e.g. one
+    that computes extra positions from the particles) return the energy, and openmm-torch back-propagates
+    (the ANI part still contributes its analytic gradient).
 
     Parameters
     ----------
     module
-        A module made by :func:`create_module`.
+        A module made by :func:`create_module`, or one that returns the energy (kJ/mol) of positions (nm).
     uses_box
         The module takes box vectors (periodic or made whole).
     name
         The force's name.
     """
     openmmtorch = import_openmmtorch()
+    outputs_forces = hasattr(module, "energy_and_forces")
+    if outputs_forces:
+        module = torch.jit.script(EnergyAndForces(module))
     force = openmmtorch.TorchForce(module)
+    force.setOutputsForces(outputs_forces)
     force.setUsesPeriodicBoundaryConditions(bool(uses_box))
     force.setName(name)
     return force

@@ -178,6 +178,16 @@ class ANIForceModule(torch.nn.Module):
         return energy
 
     @torch.jit.export
+    def energy_and_forces(self, positions: Tensor, boxvectors: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """The energy (kJ/mol, 0-d float64) and the forces on all particles (``[N, 3]`` kJ/mol/nm, dtype of
+        ``positions``; zero on particles that are not ML atoms), with no autograd at all: the outputs of a
+        ``TorchForce`` with ``setOutputsForces(True)`` (see :class:`EnergyAndForces`)."""
+        energies, gradient = self._evaluate(positions, boxvectors, True)
+        forces = torch.zeros_like(positions)
+        forces.index_copy_(0, self.atoms, gradient.to(positions.dtype) * (-self.energy_scale * self.length_scale))
+        return energies.mean(), forces
+
+    @torch.jit.export
     def member_energies(self, positions: Tensor, boxvectors: Optional[Tensor] = None) -> Tensor:
         """Energy of each ensemble member, ``[M]`` kJ/mol (float64 whatever the model's precision).
 
@@ -202,6 +212,9 @@ class ANIForceModule(torch.nn.Module):
         # x is the gradient with respect to the raw positions
         with torch.no_grad():
             x, cell = self._coordinates(positions.detach(), boxvectors)
+            # (the kernel would leave out pairs at non-finite distances instead of returning NaN)
+            if not bool(torch.isfinite(x).all()):
+                self._raise_not_finite(positions.detach().index_select(0, self.atoms))
             energies, gradient = self.fused(x, self.compact_species, cell, need_gradient)
         # The large self-energy constant is added in float64, so a float32 model's total energy
         # is not rounded to a float32 ulp of the total (about 1 kJ/mol for 255 water atoms).
@@ -239,3 +252,22 @@ class ANIForceModule(torch.nn.Module):
             atoms: List[int] = self.atoms.index_select(0, bad).tolist()
             raise ValueError("positions of ML atoms " + str(sorted(atoms)) + " are NaN or infinite")
         raise ValueError("the ANI energy is NaN or infinite although all ML positions are finite")
+
+
+class EnergyAndForces(torch.nn.Module):
+    """``forward`` = :meth:`ANIForceModule.energy_and_forces`, for ``TorchForce.setOutputsForces(True)``.
+
+    openmm-torch then reads the forces from the module instead of back-propagating: no autograd graph
+    or pass at all. ``member_energies`` is passed through.
+    """
+
+    def __init__(self, ani: torch.nn.Module) -> None:
+        super().__init__()
+        self.ani = ani
+
+    def forward(self, positions: Tensor, boxvectors: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        return self.ani.energy_and_forces(positions, boxvectors)
+
+    @torch.jit.export
+    def member_energies(self, positions: Tensor, boxvectors: Optional[Tensor] = None) -> Tensor:
+        return self.ani.member_energies(positions, boxvectors)
