@@ -1,12 +1,17 @@
-"""Training throughput of openmm-ani's trainer against TorchANI 2.2.4's training step.
+"""Training throughput of openmm-ani's trainer against TorchANI 2.9.0's training step.
 
 Both train one ANI-1x-architecture network (AEV length 384, H 160-128-96, ...) in float32
 on the *same* padded batches of CHNO conformations, with the same loss (MSE/sqrt(atoms),
 plus 0.1 x the force term for "energy+force") and the same optimisers (AdamW on weights
 with per-layer decay 0/1e-5/1e-6/0, SGD on biases). A step is zero_grad + forward +
-loss + backward + optimiser steps. Throughput is conformations per second over the timed
-steps after warm-up, with one torch thread and with torch's default thread count, on CPU
-and (when present) CUDA. TorchANI is a benchmark-only peer, never a dependency.
+loss + backward + optimiser steps. Throughput is conformations per second, best of the
+alternating rounds (each engine runs all batches once per round), with one torch thread and
+with torch's default thread count, on CPU and (when present) CUDA.
+
+openmm-ani's energy-only steps take their AEVs from the C++ kernel when it is built (constants
+with respect to the weights); steps with the force term use autograd for the second
+derivatives. TorchANI 2.9 (``benchmarks/setup_torchani29.py``: member 0 of the published ANI-1x
+folder) is a benchmark-only peer, never a dependency.
 
 Usage::
 
@@ -15,6 +20,8 @@ Usage::
 
 import argparse
 import json
+import os
+import sys
 import time
 from typing import Any, Callable, Dict, List
 
@@ -58,12 +65,15 @@ def ours(device: str, force: float) -> Callable[[Batch], None]:
 
 
 def torchani_step(device: str, force: float) -> Callable[[Batch], None]:
-    import torchani
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import setup_torchani29
 
-    model = torchani.models.ANI1x(periodic_table_index=True, model_index=0).to(device)
+    torchani29 = setup_torchani29.load()
+    info = os.path.join(os.environ["TORCHANI_DATA_DIR"], "Neurochem", "ani-1x_8x.info")
+    model = torchani29.neurochem.load_model_from_info_file(info, model_index=0).to(device)
     weights, biases = [], []
-    for network in model.neural_networks.children():
-        linears = [m for m in network if isinstance(m, torch.nn.Linear)]
+    for network in model.potentials["nnp"].neural_networks.atomics.values():
+        linears = list(network.layers) + [network.final_layer]
         for k, linear in enumerate(linears):
             weights.append({"params": [linear.weight], "weight_decay": DEFAULT_WEIGHT_DECAY[k]})
             biases.append({"params": [linear.bias]})
@@ -88,21 +98,29 @@ def torchani_step(device: str, force: float) -> Callable[[Batch], None]:
     return step
 
 
-def throughput(step: Callable[[Batch], None], batches: List[Batch], repeats: int, device: str) -> float:
-    """Best-of-``repeats`` conformations/s over all batches (after two warm-up steps)."""
-    for batch in batches[:2]:
-        step(batch)
-    best = 0.0
+def one_round(step: Callable[[Batch], None], batches: List[Batch], device: str) -> float:
+    """Conformations/s of one pass over all batches."""
     total = sum(int(b.energies.shape[0]) for b in batches)
-    for _ in range(repeats):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        for batch in batches:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for batch in batches:
+        step(batch)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return total / (time.perf_counter() - start)
+
+
+def throughputs(steps: Dict[str, Callable[[Batch], None]], batches: List[Batch], repeats: int,
+                device: str) -> Dict[str, float]:
+    """Best-of-``repeats`` conformations/s of each engine, the engines alternating (after two warm-up steps each)."""
+    for step in steps.values():
+        for batch in batches[:2]:
             step(batch)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        best = max(best, total / (time.perf_counter() - start))
+    best = {name: 0.0 for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            best[name] = max(best[name], one_round(step, batches, device))
     return best
 
 
@@ -119,14 +137,15 @@ def main() -> None:
     results: List[Dict[str, Any]] = []
     print(f"{args.conformations} conformations ({float(data.num_atoms().mean()):.1f} atoms on average), "
           f"batch size {args.batch_size}, float32, ANI-1x architecture, one network")
-    print(f"{'device':6} {'threads':>7} {'loss':14} {'openmm-ani':>12} {'TorchANI':>12} {'ratio':>7}")
+    print(f"{'device':6} {'threads':>7} {'loss':14} {'openmm-ani':>12} {'TorchANI 2.9':>12} {'ratio':>7}")
     for device in devices:
         batches = list(data.batches(args.batch_size, shuffle=True, seed=0, dtype=torch.float32, device=device))
         for threads in ([1, default_threads] if device == "cpu" else [default_threads]):
             torch.set_num_threads(threads)
             for label, force in (("energy", 0.0), ("energy+force", 0.1)):
-                a = throughput(ours(device, force), batches, args.repeats, device)
-                b = throughput(torchani_step(device, force), batches, args.repeats, device)
+                best = throughputs({"ours": ours(device, force), "peer": torchani_step(device, force)}, batches,
+                                   args.repeats, device)
+                a, b = best["ours"], best["peer"]
                 results.append({"device": device, "threads": threads, "loss": label, "openmm_ani": a, "torchani": b,
                                 "ratio": a / b})
                 print(f"{device:6} {threads:7d} {label:14} {a:10.0f}/s {b:10.0f}/s {a / b:7.2f}")

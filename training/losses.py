@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from openmm_ani.model import ANIModel
+from openmm_ani.model.fused import kernel_aevs, kernels_available
 
 
 class LossTerms(NamedTuple):
@@ -42,9 +43,19 @@ def network_energies(model: ANIModel, species: Tensor, coordinates: Tensor) -> T
     Returns
     -------
     Tensor
-        ``[M, B]`` energies in Ha, differentiable with respect to parameters and coordinates.
+        ``[M, B]`` energies in Ha, differentiable with respect to parameters, and with respect to
+        coordinates when they require grad.
+
+    Notes
+    -----
+    When the coordinates need no gradient (training on energies only) and the C++ kernels are built,
+    the AEVs — constants with respect to the weights — come from the kernel, with no autograd graph;
+    otherwise (force training, GPUs) from the model's differentiable AEV computer.
     """
-    aev = model.aev(species, coordinates)
+    if not coordinates.requires_grad and coordinates.device.type == "cpu" and kernels_available():
+        aev = kernel_aevs(model.aev, species, coordinates).to(coordinates.dtype)
+    else:
+        aev = model.aev(species, coordinates)
     atomic = model.networks(species.reshape(-1), aev.reshape(-1, aev.shape[-1]))
     return atomic.view(model.num_models, species.shape[0], species.shape[1]).sum(-1)
 

@@ -216,3 +216,17 @@ def transposed_weights(networks: Sequence[ElementNetwork]) -> List[Tensor]:
             weight = layer.weight.detach()
             out.append(weight.t().contiguous() if layer.shared_input else weight.transpose(1, 2).contiguous())
     return out
+
+
+def kernel_aevs(aev: AnalyticAEV, species: Tensor, coordinates: Tensor) -> Tensor:
+    """AEVs ``[B, N, L]`` of a padded batch of open molecules from the C++ kernel, with no autograd graph.
+
+    ``aev`` is any :class:`~.aev.AEVComputer` (its hyper-parameters are used), ``species`` ``[B, N]``
+    (-1 padding), ``coordinates`` ``[B, N, 3]`` Å on the CPU. Equal to ``aev(species, coordinates)``;
+    for training on energies, where the AEVs are constants. Requires :func:`kernels_available`.
+    """
+    p = aev.parameters
+    return torch.ops.openmm_ani.aev_batch(
+        coordinates.detach(), species, float(p.radial_cutoff), float(p.angular_cutoff), list(p.radial_eta),
+        list(p.radial_shifts), list(p.angular_eta), list(p.angular_zeta), list(p.angular_shifts),
+        list(p.angle_sections), int(p.num_species))

@@ -384,6 +384,43 @@ std::tuple<Tensor, Tensor> aev_and_gradient(const Tensor& positions, const Tenso
     return std::make_tuple(aev, gradient);
 }
 
+// AEVs [B, N, L] of a padded batch of open molecules (species -1 for padding, zero rows), each
+// molecule on its own (no pairs between molecules), in parallel over molecules. For training on
+// energies, where AEVs need no gradient.
+Tensor aev_batch(const Tensor& positions, const Tensor& species, double radial_cutoff, double angular_cutoff,
+                 at::ArrayRef<double> radial_eta, at::ArrayRef<double> radial_shifts, at::ArrayRef<double> angular_eta,
+                 at::ArrayRef<double> angular_zeta, at::ArrayRef<double> angular_shifts,
+                 at::ArrayRef<double> angle_sections, int64_t num_species) {
+    TORCH_CHECK(positions.dim() == 3 && positions.size(2) == 3, "openmm_ani kernel: positions must be [B, N, 3]");
+    TORCH_CHECK(species.dim() == 2 && species.size(0) == positions.size(0) && species.size(1) == positions.size(1) &&
+                    species.scalar_type() == at::kLong,
+                "openmm_ani kernel: species must be int64 [B, N] like positions");
+    const AEVSpec spec = make_spec(radial_cutoff, angular_cutoff, radial_eta, radial_shifts, angular_eta,
+                                   angular_zeta, angular_shifts, angle_sections, num_species);
+    at::NoGradGuard no_grad;
+    const Tensor x = positions.contiguous();
+    const Tensor sp = species.contiguous();
+    const int64_t batch = x.size(0), n = x.size(1), length = spec.length();
+    const int64_t* spp = sp.data_ptr<int64_t>();
+    for (int64_t i = 0; i < batch * n; ++i)
+        TORCH_CHECK(spp[i] < num_species, "openmm_ani kernel: species index out of range");
+    Tensor aev = at::zeros({batch, n, length}, x.options());
+    std::vector<int64_t> rows(n);
+    for (int64_t i = 0; i < n; ++i) rows[i] = i;
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "openmm_ani_aev_batch", [&] {
+        const scalar_t* xp = x.data_ptr<scalar_t>();
+        scalar_t* out = aev.data_ptr<scalar_t>();
+        at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+            for (int64_t b = begin; b < end; ++b) {
+                Environment<scalar_t> env;
+                build_environment<scalar_t>(xp + b * n * 3, spp + b * n, n, nullptr, spec, env);
+                aev_range<scalar_t>(spec, env, spp + b * n, rows.data(), 0, n, out + b * n * length);
+            }
+        });
+    });
+    return aev;
+}
+
 std::string instruction_set() { return aev_instruction_set(); }
 
 #define OPENMM_ANI_STRING2(x) #x
@@ -411,6 +448,10 @@ TORCH_LIBRARY(openmm_ani, m) {
         "int threads) "
         "-> (Tensor, Tensor)");
     m.def(
+        "aev_batch(Tensor positions, Tensor species, float radial_cutoff, float angular_cutoff, float[] radial_eta, "
+        "float[] radial_shifts, float[] angular_eta, float[] angular_zeta, float[] angular_shifts, "
+        "float[] angle_sections, int num_species) -> Tensor");
+    m.def(
         "aev_and_gradient(Tensor positions, Tensor species, Tensor? cell, float radial_cutoff, float angular_cutoff, "
         "float[] radial_eta, float[] radial_shifts, float[] angular_eta, float[] angular_zeta, "
         "float[] angular_shifts, float[] angle_sections, int num_species, Tensor? aev_grad) -> (Tensor, Tensor)");
@@ -419,6 +460,7 @@ TORCH_LIBRARY(openmm_ani, m) {
 TORCH_LIBRARY_IMPL(openmm_ani, CPU, m) {
     m.impl("energy_gradient", &energy_gradient);
     m.impl("aev_and_gradient", &aev_and_gradient);
+    m.impl("aev_batch", &aev_batch);
 }
 
 }  // namespace openmm_ani
