@@ -19,6 +19,9 @@ use 2.2.4), so this script
 
 ``.torchani29/`` is git-ignored. Run with the environment's Python: ``.venv/bin/python
 benchmarks/setup_torchani29.py``; :func:`load` (used by the benchmarks) returns the renamed module.
+``--bundle`` also writes ``.torchani29/bundle``: the renamed package, the stand-in and plain copies of
+the NeuroChem files 2.9 reads (no training logs, about 16 MB), to carry to a machine without
+network for ``benchmarks/gpu_model_benchmark.py``.
 """
 
 import importlib
@@ -81,6 +84,26 @@ def install() -> None:
                 os.symlink(source, link)
 
 
+def bundle() -> str:
+    """Copy what a machine without network needs into ``.torchani29/bundle`` (see the module docstring)."""
+    target = os.path.join(FOLDER, "bundle")
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(os.path.join(FOLDER, "torchani29"), os.path.join(target, "torchani29"))
+    shutil.copy2(os.path.join(FOLDER, "huggingface_hub.py"), target)
+    source = os.path.join(FOLDER, "data", "Neurochem")
+    keep = (".params", ".dat", ".info", ".nnf", ".wparam", ".bparam")
+    for directory, _, files in os.walk(source, followlinks=True):
+        for name in files:
+            relative = os.path.relpath(os.path.join(directory, name), source)
+            if not relative.startswith("ani-1ccx_8x"):  # the benchmarks use ANI-1ccx
+                continue
+            if name.endswith(keep) and name not in ("cost.dat", "tolerance.dat"):
+                path = os.path.join(target, "data", "Neurochem", relative)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                shutil.copy2(os.path.join(directory, name), path)
+    return target
+
+
 def load() -> Any:
     """The renamed TorchANI 2.9 module (``torchani29``), with its data folder set; ImportError if absent."""
     if not os.path.isdir(os.path.join(FOLDER, "torchani29")):
@@ -114,6 +137,8 @@ def load_model(name: str = "ani1ccx", dtype: Any = None) -> Any:
 
 def main() -> None:
     install()
+    if "--bundle" in sys.argv[1:]:
+        print(f"bundle for machines without network: {bundle()}")
     import torch
 
     import openmm_ani
