@@ -257,7 +257,8 @@ def run_switching(
         for _ in range(mine):
             for name, lam, index in DIRECTIONS:
                 local[name].append(chains.switch(name, lam, index))
-            if size == 1 and stop():
+            # one process: stop between switch pairs (under MPI the ranks agree after each block)
+            if size == 1 and (stop() or (max_time_s is not None and time.monotonic() - start >= max_time_s)):
                 break
         chains.save()
         parts = [local] if comm is None or size == 1 else comm.allgather(local)
