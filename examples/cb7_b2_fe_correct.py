@@ -119,7 +119,7 @@ def equilibrated_solvent(system: openmm.System, positions: Any, box: Any, path: 
         context.setPositions(positions)
         openmm.LocalEnergyMinimizer.minimize(context, maxIterations=500)
         context.setVelocitiesToTemperature(300 * unit.kelvin, seed)
-        integrator.step(10000)  # 20 ps
+        integrator.step(5000)  # 10 ps (the barostat keeps relaxing the box during sampling)
         write_text(path, openmm.XmlSerializer.serialize(context.getState(getPositions=True, enforcePeriodicBox=False)))
     with open(path) as stream:
         state = openmm.XmlSerializer.deserialize(stream.read())
@@ -138,10 +138,11 @@ def main() -> None:
     args = parser.parse_args()
     os.makedirs(args.output, exist_ok=True)
     settings = ProtocolSettings(
-        n_iterations=args.n_iterations, steps_per_iteration=250, check_interval=10,
+        n_iterations=args.n_iterations, steps_per_iteration=100, check_interval=10,
         timestep_fs=2.0 * unit.femtosecond, temperature_k=300 * unit.kelvin, pressure_atm=1.0 * unit.atmosphere,
-        n_switches=args.n_switches, switching_steps=2000, equilibration_steps=2000, steps_between_switches=250,
-        pilot_samples=30, pilot_steps_per_sample=50, pilot_equilibration_steps=500,
+        n_switches=args.n_switches, switching_steps=500, equilibration_steps=500, steps_between_switches=100,
+        pilot_lambdas=[0.0, 0.02, 0.08, 0.25, 0.55, 1.0], pilot_samples=20, pilot_steps_per_sample=10,
+        pilot_equilibration_steps=100, equilibrium_time_fraction=0.6,
         target_error_kcal_per_mol=args.target_error * unit.kilocalorie_per_mole, max_time_s=args.max_time_min * unit.minute,
         minimize=True, minimize_iterations=500, platform=args.platform, seed=args.seed,
     )
