@@ -95,7 +95,7 @@ void activate(int64_t code, T* values, T* derivative, int64_t n);
 template <typename T>
 void gemm_nn(int64_t m, int64_t n, int64_t k, const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc);
 
-// C[m, n] = A[m, k] B[n, k]^T (row-major, leading dimensions lda, ldb, ldc).
+// C[m, n] += A[m, k] B[n, k]^T (row-major, leading dimensions lda, ldb, ldc).
 template <typename T>
 void gemm_nt(int64_t m, int64_t n, int64_t k, const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc);
 

@@ -80,12 +80,15 @@ void over_rows(int64_t rows, bool threaded, const F& fn) {
     }
 }
 
-// Forward (and backward to the AEV rows) of one element's stacked networks for its n atoms.
-// Every layer is kept as [n, M * width] (member m in columns m * width ...), so a member's block
-// is a strided view and no transposes are needed. Adds the member energies [M] and, if aev_grad
-// is given, writes d(mean energy)/d(aev) into it ([n, length]).
-// weights_t: empty, or the transposed weights ([members * width, length] for the first layer,
-// [members, outputs, inputs] for the others), which let the backward pass use gemm_nn.
+// Forward (and backward to the AEV rows) of one element's stacked networks for its n atoms, one
+// ensemble member at a time: member m touches only its own columns of the first-layer weights
+// ([length, M * width], columns m * width ...), so that block (about 250 kB) is still in cache when
+// the backward pass needs it again, and the weights are read from memory once per call. Adds the
+// member energies [M] and, if aev_grad is given, accumulates d(mean energy)/d(aev) into it
+// ([n, length], zeroed by the caller).
+//
+// weights_t: empty, or the transposed weights ([M * width, length] for the first layer, [M, outputs,
+// inputs] for the others), which let the backward pass use gemm_nn.
 template <typename T>
 void element_network(const T* aev, int64_t n, int64_t length, int64_t M, at::TensorList weights,
                      at::TensorList biases, at::TensorList weights_t, at::IntArrayRef activations, T* aev_grad,
@@ -119,88 +122,73 @@ void element_network(const T* aev, int64_t n, int64_t length, int64_t M, at::Ten
     }
     TORCH_CHECK(width[layers - 1] == 1, "openmm_ani kernel: the last layer must have one output");
     std::vector<std::vector<T>> values(layers), derivatives(layers);
-    const T* h = aev;
-    for (int64_t l = 0; l < layers; ++l) {
-        const int64_t columns = M * width[l];
-        std::vector<T>& z = values[l];
-        z.resize(n * columns);
-        const T* bias = b[l].data_ptr<T>();
-        const T* weight = w[l].data_ptr<T>();
-        for (int64_t r = 0; r < n; ++r) std::copy(bias, bias + columns, z.data() + r * columns);
-        over_rows(n, threaded, [&](int64_t begin, int64_t end) {
-            if (l == 0) {
-                gemm_nn<T>(end - begin, columns, length, h + begin * length, length, weight, columns,
-                           z.data() + begin * columns, columns);
-            } else if (width[l] == 1) {  // output layer: one dot product per atom and member
-                const int64_t in = input[l], ld = M * in;
-                for (int64_t r = begin; r < end; ++r) {
-                    for (int64_t m = 0; m < M; ++m) {
-                        T dot = T(0);
-                        gemm_nt<T>(1, 1, in, h + r * ld + m * in, ld, weight + m * in, in, &dot, 1);
-                        z[r * M + m] += dot;
-                    }
+    std::vector<T> g, previous;
+    for (int64_t m = 0; m < M; ++m) {
+        // forward: values[l] = [n, width[l]] of member m
+        const T* h = aev;
+        int64_t ldh = length;
+        for (int64_t l = 0; l < layers; ++l) {
+            const int64_t out = width[l], in = input[l];
+            std::vector<T>& z = values[l];
+            z.resize(n * out);
+            const T* bias = b[l].data_ptr<T>() + m * out;
+            for (int64_t r = 0; r < n; ++r) std::copy(bias, bias + out, z.data() + r * out);
+            const T* weight = w[l].data_ptr<T>() + (l == 0 ? m * out : m * in * out);
+            const int64_t ldw = l == 0 ? M * out : out;
+            over_rows(n, threaded, [&](int64_t begin, int64_t end) {
+                if (out == 1) {  // output layer: a dot product per atom
+                    gemm_nt<T>(end - begin, 1, in, h + begin * ldh, ldh, weight, in, z.data() + begin, 1);
+                } else {
+                    gemm_nn<T>(end - begin, out, in, h + begin * ldh, ldh, weight, ldw, z.data() + begin * out, out);
                 }
-            } else {
-                const int64_t in = input[l], ld = M * in;
-                for (int64_t m = 0; m < M; ++m)
-                    gemm_nn<T>(end - begin, width[l], in, h + begin * ld + m * in, ld, weight + m * in * width[l],
-                               width[l], z.data() + begin * columns + m * width[l], columns);
-            }
-        });
-        derivatives[l] = activate_values<T>(z.data(), n * columns, activations[l], need_gradient);
-        h = z.data();
-    }
-    for (int64_t r = 0; r < n; ++r)
-        for (int64_t m = 0; m < M; ++m) energies[m] += static_cast<double>(h[r * M + m]);
-    if (!need_gradient) return;
-    // dE/d(activation) of the last hidden layer: (1 / M) * last-layer weight (* output activation')
-    const int64_t hidden = layers - 2;
-    const int64_t hw = width[hidden];
-    std::vector<T> g(n * M * hw);
-    {
-        const T* last = w[layers - 1].data_ptr<T>();  // [M, hw, 1]
+            });
+            derivatives[l] = activate_values<T>(z.data(), n * out, activations[l], need_gradient);
+            h = z.data();
+            ldh = out;
+        }
+        double sum = 0.0;
+        for (int64_t r = 0; r < n; ++r) sum += static_cast<double>(h[r]);
+        energies[m] += sum;
+        if (!need_gradient) continue;
+        // dE/d(activation) of the last hidden layer: (1 / M) * output weights (* output activation')
+        const int64_t hidden = layers - 2, hw = width[hidden];
+        const T* last = w[layers - 1].data_ptr<T>() + m * hw;  // [M, hw, 1]
         const std::vector<T>& out_derivative = derivatives[layers - 1];
         const T scale = T(1) / static_cast<T>(M);
-        for (int64_t r = 0; r < n; ++r)
-            for (int64_t m = 0; m < M; ++m) {
-                const T factor = scale * (out_derivative.empty() ? T(1) : out_derivative[r * M + m]);
-                for (int64_t j = 0; j < hw; ++j) g[(r * M + m) * hw + j] = factor * last[m * hw + j];
-            }
-    }
-    for (int64_t l = hidden; l >= 0; --l) {
-        const std::vector<T>& d = derivatives[l];
-        if (!d.empty())
-            for (size_t j = 0; j < g.size(); ++j) g[j] *= d[j];
-        if (l == 0) break;
-        // back through layer l: g_prev[n, M * input] = g[n, M * width] W_m^T per member
-        const int64_t in = input[l], out = width[l];
-        std::vector<T> previous(n * M * in, T(0));
-        const T* weight = (transposed ? wt[l] : w[l]).data_ptr<T>();
-        over_rows(n, threaded, [&](int64_t begin, int64_t end) {
-            for (int64_t m = 0; m < M; ++m) {
-                const T* gm = g.data() + begin * M * out + m * out;
-                T* pm = previous.data() + begin * M * in + m * in;
-                if (transposed) {
-                    gemm_nn<T>(end - begin, in, out, gm, M * out, weight + m * out * in, in, pm, M * in);
-                } else {
-                    gemm_nt<T>(end - begin, in, out, gm, M * out, weight + m * in * out, out, pm, M * in);
-                }
-            }
-        });
-        g.swap(previous);
-    }
-    const int64_t columns = M * width[0];
-    over_rows(n, threaded, [&](int64_t begin, int64_t end) {
-        T* out = aev_grad + begin * length;
-        if (transposed) {
-            std::fill(out, out + (end - begin) * length, T(0));
-            gemm_nn<T>(end - begin, length, columns, g.data() + begin * columns, columns, wt[0].data_ptr<T>(), length,
-                       out, length);
-        } else {
-            gemm_nt<T>(end - begin, length, columns, g.data() + begin * columns, columns, w[0].data_ptr<T>(), columns,
-                       out, length);
+        g.resize(n * hw);
+        for (int64_t r = 0; r < n; ++r) {
+            const T factor = scale * (out_derivative.empty() ? T(1) : out_derivative[r]);
+            for (int64_t j = 0; j < hw; ++j) g[r * hw + j] = factor * last[j];
         }
-    });
+        for (int64_t l = hidden; l >= 0; --l) {
+            const std::vector<T>& d = derivatives[l];
+            if (!d.empty())
+                for (size_t j = 0; j < g.size(); ++j) g[j] *= d[j];
+            const int64_t out = width[l], in = input[l];
+            T* target;
+            int64_t ldt;
+            if (l == 0) {  // into the AEV gradient (accumulated over members)
+                target = aev_grad;
+                ldt = length;
+            } else {
+                previous.assign(n * in, T(0));
+                target = previous.data();
+                ldt = in;
+            }
+            over_rows(n, threaded, [&](int64_t begin, int64_t end) {
+                if (transposed) {  // g [n, out] x W^T [out, in]
+                    const T* weight = wt[l].data_ptr<T>() + (l == 0 ? m * out * in : m * out * in);
+                    gemm_nn<T>(end - begin, in, out, g.data() + begin * out, out, weight, in, target + begin * ldt,
+                               ldt);
+                } else {  // g [n, out] x (W [in, out])^T
+                    const T* weight = w[l].data_ptr<T>() + (l == 0 ? m * out : m * in * out);
+                    gemm_nt<T>(end - begin, in, out, g.data() + begin * out, out, weight, l == 0 ? M * out : out,
+                               target + begin * ldt, ldt);
+                }
+            });
+            if (l > 0) g.swap(previous);
+        }
+    }
 }
 
 template <typename T>
@@ -260,7 +248,7 @@ std::tuple<Tensor, Tensor> energy_gradient_impl(const Tensor& positions, const T
     }
 
     Tensor energies = at::zeros({num_models}, x.options().dtype(at::kDouble));
-    Tensor aev_grad = need_gradient ? at::empty({rows, length}, x.options()) : Tensor();
+    Tensor aev_grad = need_gradient ? at::zeros({rows, length}, x.options()) : Tensor();
     int64_t layer = 0;
     for (int64_t e = 0; e < num_elements; ++e) {
         const int64_t count = layers[e];
