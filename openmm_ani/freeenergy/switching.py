@@ -257,6 +257,8 @@ def run_switching(
         for _ in range(mine):
             for name, lam, index in DIRECTIONS:
                 local[name].append(chains.switch(name, lam, index))
+            if size == 1:
+                bar.update(1)
             # one process: stop between switch pairs (under MPI the ranks agree after each block)
             if size == 1 and (stop() or (max_time_s is not None and time.monotonic() - start >= max_time_s)):
                 break
@@ -267,7 +269,8 @@ def run_switching(
                 works[name].extend(part[name])
         if rank == 0 and store:
             write_text(store, json.dumps({"forward_work": works["forward"], "reverse_work": works["reverse"]}))
-        bar.update(sum(len(p["forward"]) for p in parts))
+        if size > 1:
+            bar.update(sum(len(p["forward"]) for p in parts))
         if stop_requested(stop):
             interrupted = True
             break
