@@ -14,15 +14,17 @@ $(VPY):
 
 venv: $(VPY)
 
+# setuptools < 82: the TorchANI 2.2.4 test reference (and openmm-ml 1.7's ANI through it) imports pkg_resources,
+# which setuptools 82 removed.
 # The second, non-isolated pass builds the C++ kernels (openmm_ani/kernels) against the torch the first
 # pass installed; without a compiler it warns and openmm-ani uses its TorchScript path.
 install: venv
-	$(PIP) install --quiet --upgrade pip "setuptools>=68" wheel
+	$(PIP) install --quiet --upgrade pip "setuptools>=68,<82" wheel
 	$(PIP) install --quiet -e .
 	$(PIP) install --quiet --no-build-isolation --no-deps -e .
 
 install-test: venv
-	$(PIP) install --quiet --upgrade pip "setuptools>=68" wheel
+	$(PIP) install --quiet --upgrade pip "setuptools>=68,<82" wheel
 	$(PIP) install --quiet -e ".[test,training]"
 	$(PIP) install --quiet --no-build-isolation --no-deps -e .
 	$(VPY) scripts/setup_test_reference.py

@@ -41,7 +41,13 @@ def test_versions_and_recipe_basics():
     project = pyproject()["project"]
     recipe = meta()
     assert recipe["package"]["version"] == project["version"] == importlib.import_module("openmm_ani").__version__
-    assert recipe["build"]["noarch"] == "python"
+    # built per platform: setup.py compiles the C++ kernels against the host pytorch, pinned as at run time
+    assert "noarch" not in recipe["build"]
+    assert "OPENMM_ANI_BUILD_KERNELS=1" in recipe["build"]["script"]
+    assert any("compiler('cxx')" in r for r in recipe["requirements"]["build"])
+    host_torch = [r for r in recipe["requirements"]["host"] if r.startswith("pytorch")]
+    run_torch = [r for r in recipe["requirements"]["run"] if r.startswith("pytorch")]
+    assert host_torch == run_torch
     assert "openmm-ani --help" in recipe["test"]["commands"]
     assert "openmm_ani" in recipe["test"]["imports"]
     assert recipe["build"]["entry_points"] == [f"openmm-ani = {project['scripts']['openmm-ani']}"]
