@@ -37,6 +37,7 @@ from torch import Tensor
 
 from ..model import ANIModel
 from ..model.fused import FusedANI
+from ..model.neighbors import check_box
 from ..units import HARTREE_TO_KJ_PER_MOL, NM_TO_ANGSTROM
 from .periodic import make_whole as whole_region
 from .topology import check_atom_indices
@@ -239,6 +240,9 @@ class ANIForceModule(torch.nn.Module):
             if self.periodic:
                 x = x - x[self.anchor : self.anchor + 1]
                 cell = box.to(self.probe.dtype) * self.length_scale
+                # Checked here, not only in the model: an error raised deeper inside the module crashes
+                # torch's error report (InterpreterStateImpl::callstack) once openmm-torch has frozen it.
+                check_box(cell, self.fused.radial_cutoff)
             else:
                 x = whole_region(x, self.anchor, box.to(x.dtype))
         else:

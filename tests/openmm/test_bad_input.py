@@ -15,6 +15,9 @@ import contextlib
 import io
 import itertools
 import math
+import os
+import subprocess
+import sys
 from typing import List, Tuple
 
 import numpy as np
@@ -322,3 +325,42 @@ def test_non_finite_positions_are_errors(single, ligand, platform, value, messag
     context = context_for(single.createForce(numbers), 18, platform=platform)
     with pytest.raises(openmm.OpenMMException, match=message):
         energy_forces(context, moved)
+
+
+SMALL_BOX_SCRIPT = """
+import sys
+import numpy as np
+import openmm
+from openmm import app, unit
+from openmm_ani.openmm.potential import ANIPotential
+
+platform, edge, later = sys.argv[1], float(sys.argv[2]), sys.argv[3] == "later"
+topology = app.Topology()
+residue = topology.addResidue("HOH", topology.addChain())
+for symbol in "OHH":
+    topology.addAtom(symbol, app.Element.getBySymbol(symbol), residue)
+topology.setPeriodicBoxVectors(np.eye(3) * (2.0 if later else edge) * unit.nanometer)
+system = ANIPotential("ani1ccx").createSystem(topology)
+context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName(platform))
+context.setPositions([[0, 0, 0], [0.0957, 0, 0], [-0.024, 0.0927, 0]] * unit.nanometer)
+if later:  # a box that shrinks during a run (e.g. under a barostat)
+    context.getState(getEnergy=True)
+    context.setPeriodicBoxVectors(*(np.eye(3) * edge))
+try:
+    context.getState(getEnergy=True, getForces=True)
+except openmm.OpenMMException as error:
+    print(str(error).strip().splitlines()[-1])
+"""
+
+
+@pytest.mark.parametrize("platform, later", [("CPU", False), ("Reference", False), ("CPU", True)])
+def test_pure_ani_box_too_small_is_an_error_not_a_crash(tmp_path, platform, later):
+    """A pure ANI box narrower than twice the cutoff (0.85 nm < 1.04 nm). openmm-torch freezes the module, and
+    an error raised deep inside a frozen module crashed torch's error report (segmentation fault); the box
+    check now runs where the report works. A child process, so that a crash fails this test only."""
+    script = tmp_path / "small_box.py"
+    script.write_text(SMALL_BOX_SCRIPT)
+    child = subprocess.run([sys.executable, str(script), platform, "0.85", "later" if later else "now"],
+                           capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert child.returncode == 0, (child.returncode, child.stderr[-2000:])
+    assert "periodic box is too small: its perpendicular widths are [8.5, 8.5, 8.5]" in child.stdout, child.stdout
