@@ -232,6 +232,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
     from .data import read_h5
     from .ensemble import train_ensemble
     from .selfenergy import fit_self_energies
+    from .trainer import DTYPES
 
     distributed = _setup(args)
     config = get_config(args.config)
@@ -247,7 +248,10 @@ def run_pretrain(args: argparse.Namespace) -> int:
     histories: List[Any] = []
     if not args.combine:
         models, histories = train_ensemble(
-            lambda k: build_random_model(config, seed=args.seed * 1000 + k, self_energies=energies), dataset,
+            # built in the training dtype: a float32 module converted to float64 would keep AEV constants
+            # rounded to float32 (0.9 -> 0.899999976), unlike the exported model and the kernel's AEVs
+            lambda k: build_random_model(config, seed=args.seed * 1000 + k, self_energies=energies,
+                                         dtype=DTYPES[train_config.dtype]), dataset,
             args.members, train_config, split_seed=args.seed, members=members, work_dir=args.work_dir,
             distributed=distributed)
     provenance = {"stage": "pretrain", "data": os.path.basename(args.data), "energy_key": args.energy_key,

@@ -11,7 +11,7 @@ from openmm_ani.training.build import build_random_model, layers_of
 from openmm_ani.training.checkpoint import load_checkpoint
 from openmm_ani.training.config import ModelConfig, ani1x_config, tiny_config
 from openmm_ani.training.optim import OptimizerConfig, build_optimizers, freeze_layers
-from openmm_ani.training.trainer import TrainConfig, Trainer
+from openmm_ani.training.trainer import DTYPES, TrainConfig, Trainer
 
 from test_training_support import SELF_ENERGIES, synthetic_dataset
 
@@ -21,7 +21,8 @@ SAE = [SELF_ENERGIES[z] for z in (1, 6, 7, 8)]
 def make_trainer(tmp_path=None, epochs=4, callbacks=(), force=0.0, seed=0, device="cpu", dtype="float64"):
     data = synthetic_dataset(8, seed=3)
     train, valid = data.split([0.75, 0.25], seed=0)
-    model = build_random_model(tiny_config(), seed=seed, self_energies=SAE)
+    # built in the training dtype, like `train pretrain`: no float32 rounding of the AEV constants
+    model = build_random_model(tiny_config(), seed=seed, self_energies=SAE, dtype=DTYPES[dtype])
     config = TrainConfig(max_epochs=epochs, batch_size=8, force_coefficient=force, seed=seed, device=device,
                          dtype=dtype, optimizer=OptimizerConfig(lr=3e-3, bias_lr=1e-3), progress=False,
                          restore_best=False)
