@@ -17,6 +17,7 @@ import sys
 from dataclasses import asdict
 from typing import Any, Dict, List, Optional, Sequence
 
+from openmm_ani.argtypes import non_negative_float, non_negative_int, output_file, positive_float, positive_int
 from openmm_ani.files import write_text
 
 logger = logging.getLogger(__name__)
@@ -43,60 +44,22 @@ def _layers(text: str) -> List[int]:
     return layers
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
-
-
-def _output_file(text: str) -> str:
-    """A file that can be written: its folder exists and it is not a folder itself."""
-    if os.path.isdir(text):
-        raise argparse.ArgumentTypeError(f"{text} is a folder, not a file")
-    folder = os.path.dirname(os.path.abspath(text))
-    if not os.path.isdir(folder):
-        raise argparse.ArgumentTypeError(f"cannot write {text}: folder {folder} does not exist")
-    return text
-
-
 def _add_training_options(parser: argparse.ArgumentParser, epochs: int, lr: float, batch_size: int) -> None:
     parser.add_argument("--data", default=None, help="HDF5 training data (default: the shipped CHNO set)")
-    parser.add_argument("--output", required=True, type=_output_file, help="output model file (.npz, openmm-ani format)")
+    parser.add_argument("--output", required=True, type=output_file, help="output model file (.npz, openmm-ani format)")
     parser.add_argument("--work-dir", default=None, help="checkpoints, member files and learning curves "
                         "(default: <output>.work); an interrupted run with the same settings resumes from here")
     parser.add_argument("--overwrite", action="store_true",
                         help="discard an earlier run in the work directory instead of continuing it")
-    parser.add_argument("--epochs", type=_positive_int, default=epochs,
+    parser.add_argument("--epochs", type=positive_int, default=epochs,
                         help="maximum epochs per member (a larger value extends a finished run)")
-    parser.add_argument("--batch-size", type=_positive_int, default=batch_size, help="conformations per step")
-    parser.add_argument("--lr", type=_positive_float, default=lr, help="AdamW learning rate of the weights")
-    parser.add_argument("--bias-lr", type=_positive_float, default=None, help="SGD learning rate of the biases (default: --lr)")
-    parser.add_argument("--patience", type=_non_negative_int, default=10, help="ReduceLROnPlateau patience (epochs)")
-    parser.add_argument("--early-stopping", type=_positive_int, default=50,
+    parser.add_argument("--batch-size", type=positive_int, default=batch_size, help="conformations per step")
+    parser.add_argument("--lr", type=positive_float, default=lr, help="AdamW learning rate of the weights")
+    parser.add_argument("--bias-lr", type=positive_float, default=None, help="SGD learning rate of the biases (default: --lr)")
+    parser.add_argument("--patience", type=non_negative_int, default=10, help="ReduceLROnPlateau patience (epochs)")
+    parser.add_argument("--early-stopping", type=positive_int, default=50,
                         help="stop after this many epochs without improvement")
-    parser.add_argument("--member-index", type=_non_negative_int, action="append", default=None,
+    parser.add_argument("--member-index", type=non_negative_int, action="append", default=None,
                         help="train only this member (repeatable): K independent jobs, then --combine")
     parser.add_argument("--combine", action="store_true", help="only stack finished member files into --output")
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisation, splits and shuffles")
@@ -116,9 +79,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     _add_training_options(p, epochs=200, lr=1e-3, batch_size=64)
     p.add_argument("--energy-key", default="wb97x_dz.energy", help="energy label (Ha)")
     p.add_argument("--force-key", default=None, help="force label (Ha/Å), e.g. wb97x_dz.forces")
-    p.add_argument("--force-coefficient", type=_non_negative_float, default=0.1, help="weight of the force loss")
+    p.add_argument("--force-coefficient", type=non_negative_float, default=0.1, help="weight of the force loss")
     p.add_argument("--config", default="ani1x", help="architecture: ani1x, small, tiny or a JSON file")
-    p.add_argument("--members", type=_positive_int, default=8, help="ensemble size K (K-fold splits)")
+    p.add_argument("--members", type=positive_int, default=8, help="ensemble size K (K-fold splits)")
     p.set_defaults(func=run_pretrain)
 
     t = commands.add_parser("transfer", help="transfer-learn a pretrained ensemble to new labels (ANI-1ccx recipe)")
@@ -128,23 +91,23 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     t.add_argument("--freeze", type=_layers, default=[0, 2], help="frozen layers, 0 = input (default 0,2 as ANI-1ccx)")
     t.add_argument("--layer-lr-factor", type=float, default=None,
                    help="discriminative fine-tuning: layer k of L learns at lr * factor**(L-1-k)")
-    t.add_argument("--members", type=_positive_int, default=None, help="use the first K source members (default all)")
+    t.add_argument("--members", type=positive_int, default=None, help="use the first K source members (default all)")
     t.set_defaults(func=run_transfer)
 
     e = commands.add_parser("evaluate", help="energy RMSE/MAE (kcal/mol) of a model on labelled data")
     e.add_argument("--model", required=True, help="model file or registered name")
     e.add_argument("--data", default=None, help="HDF5 data (default: the shipped CHNO set)")
     e.add_argument("--energy-key", default="ccsd(t)_cbs.energy", help="energy label (Ha)")
-    e.add_argument("--json", default=None, type=_output_file, help="also write the metrics to this JSON file")
+    e.add_argument("--json", default=None, type=output_file, help="also write the metrics to this JSON file")
     e.set_defaults(func=run_evaluate)
 
     s = commands.add_parser("select", help="active learning: conformations with the largest ensemble disagreement")
     s.add_argument("--model", required=True, help="ensemble model file or registered name")
     s.add_argument("--data", required=True, help="HDF5 candidates (release layout; labels not needed)")
     s.add_argument("--energy-key", default=None, help="read through this label (default: unlabelled)")
-    s.add_argument("--number", type=_positive_int, default=None, help="select at most this many")
+    s.add_argument("--number", type=positive_int, default=None, help="select at most this many")
     s.add_argument("--threshold", type=float, default=0.23, help="kcal/mol per sqrt(atoms); negative: none")
-    s.add_argument("--output", default=None, type=_output_file, help="JSON file listing the selected conformations")
+    s.add_argument("--output", default=None, type=output_file, help="JSON file listing the selected conformations")
     s.set_defaults(func=run_select)
 
     from . import labels

@@ -4,7 +4,7 @@ import argparse
 import sys
 from typing import Any
 
-from .common import non_negative_int, positive_int
+from ..argtypes import non_negative_int, positive_int
 
 
 def register(subparsers: Any) -> None:

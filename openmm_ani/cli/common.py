@@ -6,7 +6,6 @@ coordinates, errors raised inside the TorchScript module during MD) end with one
 """
 
 import argparse
-import os
 import re
 import sys
 from typing import Any, List, NoReturn, Optional, TextIO, Tuple
@@ -79,32 +78,6 @@ def model_arguments(parser: argparse.ArgumentParser, precision: str) -> None:
     parser.add_argument("--model", default="ani1ccx", help="model name (ani1ccx, ani1x) or model file (default ani1ccx)")
     parser.add_argument("--model-index", type=int, default=None, help="use one ensemble member (default: ensemble)")
     parser.add_argument("--precision", choices=["single", "double"], default=precision, help=f"(default {precision})")
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def output_file(text: str) -> str:
-    """argparse type: a file that can be written (its folder exists, and it is not a folder itself)."""
-    if os.path.isdir(text):
-        raise argparse.ArgumentTypeError(f"{text} is a folder, not a file")
-    folder = os.path.dirname(os.path.abspath(text))
-    if not os.path.isdir(folder):
-        raise argparse.ArgumentTypeError(f"cannot write {text}: folder {folder} does not exist")
-    return text
 
 
 def potential_from_args(args: Any) -> Any:

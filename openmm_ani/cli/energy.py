@@ -4,7 +4,8 @@ import argparse
 import csv
 from typing import Any
 
-from .common import emit, model_arguments, output_file, potential_from_args
+from ..argtypes import output_file
+from .common import emit, model_arguments, potential_from_args
 
 
 def register(subparsers: Any) -> None:

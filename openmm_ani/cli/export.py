@@ -3,7 +3,8 @@
 import argparse
 from typing import Any, List, Optional
 
-from .common import emit, model_arguments, output_file, potential_from_args
+from ..argtypes import output_file
+from .common import emit, model_arguments, potential_from_args
 
 
 def register(subparsers: Any) -> None:

@@ -12,7 +12,8 @@ import sys
 from typing import Any, Dict, List, Optional
 
 from ..simulation.inputs import IMPLICIT_SOLVENTS
-from .common import EXIT_INTERRUPTED, PROG, emit, model_arguments, non_negative_int, positive_int, potential_from_args
+from ..argtypes import non_negative_int, positive_int
+from .common import EXIT_INTERRUPTED, PROG, emit, model_arguments, potential_from_args
 
 
 def register(subparsers: Any) -> None:

@@ -7,51 +7,24 @@ import sys
 import time
 from typing import Any
 
+from openmm_ani.argtypes import non_negative_float, non_negative_int, positive_float, positive_int
 from openmm_ani.files import sha256_of
 
 from .generate import MoleculeJob, check_sampling, generate, load_existing
 from .structures import builtin_jobs, read_structure
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
-
-
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="*", help="XYZ or PDB files (default: the built-in CHNO molecules)")
     parser.add_argument("-o", "--output", required=True, help="output HDF5 file (release layout); resumes if present")
-    parser.add_argument("--conformers", type=_positive_int, default=None,
+    parser.add_argument("--conformers", type=positive_int, default=None,
                         help="ANI-1x MD conformers per input (default: label the given frames as they are)")
-    parser.add_argument("--cc", type=_non_negative_int, default=0, help="CCSD(T)/cc-pVDZ labels for the first N conformations")
-    parser.add_argument("--cbs", type=_non_negative_int, default=0, help="cc-pVTZ + DZ/TZ CBS labels for the first N")
-    parser.add_argument("--scale", type=_positive_float, default=1.0, help="scale the built-in plan's counts")
+    parser.add_argument("--cc", type=non_negative_int, default=0, help="CCSD(T)/cc-pVDZ labels for the first N conformations")
+    parser.add_argument("--cbs", type=non_negative_int, default=0, help="cc-pVTZ + DZ/TZ CBS labels for the first N")
+    parser.add_argument("--scale", type=positive_float, default=1.0, help="scale the built-in plan's counts")
     parser.add_argument("--seed", type=int, default=2024, help="MD seed")
-    parser.add_argument("--temperatures", type=_positive_float, nargs="+", default=[300.0, 600.0, 900.0], help="MD K")
-    parser.add_argument("--hours", type=_non_negative_float, default=None, help="stop (resumably) after this many hours")
+    parser.add_argument("--temperatures", type=positive_float, nargs="+", default=[300.0, 600.0, 900.0], help="MD K")
+    parser.add_argument("--hours", type=non_negative_float, default=None, help="stop (resumably) after this many hours")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
