@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 #: Neighbour overlap (MBAR overlap-matrix element) below which a pair of windows needs more windows between them.
 MIN_NEIGHBOUR_OVERLAP = 0.03
+#: Least decorrelated iterations / switches per direction for a verdict of converged; a leg's run
+#: does not stop on its error target before it has them.
+MIN_EFFECTIVE = 50
 
 
 @dataclass

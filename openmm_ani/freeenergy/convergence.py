@@ -20,10 +20,8 @@ samples needs about ``N (e / target)^2``.
 import math
 from typing import Any, Dict, List, Optional
 
-from .analysis import MIN_NEIGHBOUR_OVERLAP, windows_to_add
+from .analysis import MIN_EFFECTIVE, MIN_NEIGHBOUR_OVERLAP, windows_to_add
 
-#: Least decorrelated iterations / switches per direction for a verdict of converged.
-MIN_EFFECTIVE = 50
 #: Per-leg error (kcal/mol) when no target is given.
 DEFAULT_LEG_TARGET = 0.5
 #: Forward/reverse Jarzynski gap (kcal/mol) above which longer switches are advised.

@@ -25,7 +25,7 @@ import numpy as np
 import openmm
 from openmmtools import mcmc
 
-from .analysis import MBARResult, analyze_storage, mbar_from_energies, read_samples
+from .analysis import MIN_EFFECTIVE, MBARResult, analyze_storage, mbar_from_energies, read_samples
 from .interrupt import StopFlag, never, stop_requested
 from .settings import ProtocolSettings
 
@@ -239,11 +239,13 @@ def run_replica_exchange(
 
 
 def _current_error(reporter: Any, lambdas: List[float]) -> Optional[float]:
-    """MBAR uncertainty (kT) of the samples written so far, or ``None`` when there are too few or MBAR fails."""
+    """MBAR uncertainty (kT) of the samples written so far, or ``None`` when MBAR fails or there are fewer
+    decorrelated iterations than the verdict needs (:data:`~.analysis.MIN_EFFECTIVE`): the run does not
+    stop on its target before the verdict could call it converged."""
     energies, states = read_samples(reporter)
-    if energies.shape[0] < 10:
+    if energies.shape[0] < MIN_EFFECTIVE:
         return None
     result = mbar_from_energies(energies, states, lambdas, history_points=0)
-    if result.status != "ok" or result.n_effective < 20:
+    if result.status != "ok" or result.n_effective < MIN_EFFECTIVE:
         return None
     return result.d_delta_f_kt

@@ -27,6 +27,7 @@ import openmm
 
 from ..files import write_text
 from ..openmm.embedding import LAMBDA_PARAMETER
+from .analysis import MIN_EFFECTIVE
 from .interrupt import StopFlag, never, stop_requested
 from .settings import ProtocolSettings
 
@@ -276,7 +277,8 @@ def run_switching(
             break
         if max_time_s is not None and _agree(comm, time.monotonic() - start >= max_time_s):
             break
-        if target_error_kt is not None and len(works["forward"]) >= 10:
+        # not before the verdict's least number of switches per direction
+        if target_error_kt is not None and len(works["forward"]) >= MIN_EFFECTIVE:
             error = bar_estimate(np.array(works["forward"]), np.array(works["reverse"]), 0, settings.seed)[2]
             if error <= target_error_kt:
                 logger.info("%s: BAR error %.3f kT reached the target after %d switches", description, error, len(works["forward"]))

@@ -17,7 +17,7 @@ import openmm
 import pytest
 from openmm import unit
 
-from openmm_ani.freeenergy.analysis import analyze_storage
+from openmm_ani.freeenergy.analysis import MIN_EFFECTIVE, analyze_storage
 from openmm_ani.freeenergy.equilibrium import run_replica_exchange
 from openmm_ani.freeenergy.results import binding_correction, kt_kcal_per_mol, leg_summary
 from openmm_ani.freeenergy.settings import ProtocolSettings
@@ -183,3 +183,18 @@ def test_resume_differences_name_what_determines_the_samples():
     assert "complex input files changed (--complex-prmtop)" in found
     assert "complex ligand_elements [\"C\", \"H\"] -> [\"C\", \"N\"]" in found
     assert len(found) == 5
+
+
+def test_runs_do_not_stop_on_target_before_the_verdict_could_pass(tmp_path):
+    """A met error target stops a leg only once it has the verdict's MIN_EFFECTIVE samples. The old rule
+    stopped switching after 10 switches per direction and replica exchange at 20 decorrelated iterations,
+    so a finished T4 run was then judged "not converged: only 23 decorrelated iterations"."""
+    offset_kj = -3.0  # constant offset: BAR is exact (zero error) from the first switch pair
+    switched = run_switching(harmonic_system(offset_kj, k1=K0), POSITIONS,
+                             settings(n_switches=80, switching_steps=10, steps_between_switches=10),
+                             target_error_kt=1.0, progress=False)
+    assert len(switched.forward_work) == MIN_EFFECTIVE
+    exchanged = run_replica_exchange(harmonic_system(), POSITIONS, settings(n_iterations=400), str(tmp_path / "t.nc"),
+                                     target_error_kt=5.0, progress=False)
+    assert exchanged.n_iterations < 400  # stopped on the target ...
+    assert exchanged.n_effective >= MIN_EFFECTIVE  # ... with enough decorrelated samples for the verdict
