@@ -250,6 +250,9 @@ def run_switching(
                disable=not (progress and rank == 0))
     interrupted = False
     while min(len(works["forward"]), len(works["reverse"])) < settings.n_switches:
+        # checked before each block, so that a resumed run whose target is already met runs no switch
+        if _target_met(works, target_error_kt, settings.seed, description):
+            break
         block = min(settings.check_interval, settings.n_switches - min(len(v) for v in works.values()))
         mine = block // size + (1 if rank < block % size else 0)
         local: Dict[str, List[float]] = {"forward": [], "reverse": []}
@@ -277,12 +280,6 @@ def run_switching(
             break
         if max_time_s is not None and _agree(comm, time.monotonic() - start >= max_time_s):
             break
-        # not before the verdict's least number of switches per direction
-        if target_error_kt is not None and len(works["forward"]) >= MIN_EFFECTIVE:
-            error = bar_estimate(np.array(works["forward"]), np.array(works["reverse"]), 0, settings.seed)[2]
-            if error <= target_error_kt:
-                logger.info("%s: BAR error %.3f kT reached the target after %d switches", description, error, len(works["forward"]))
-                break
     bar.close()
     del chains
     if interrupted:
@@ -290,6 +287,18 @@ def run_switching(
     if rank != 0:
         return None
     return summarize(works["forward"], works["reverse"], settings.n_bootstrap, settings.seed)
+
+
+def _target_met(works: Dict[str, List[float]], target_error_kt: Optional[float], seed: int, description: str) -> bool:
+    """Whether BAR's error of ``works`` is within the target, with at least the verdict's least number of
+    switches per direction (:data:`~.analysis.MIN_EFFECTIVE`). Every rank holds the same work values."""
+    if target_error_kt is None or min(len(works["forward"]), len(works["reverse"])) < MIN_EFFECTIVE:
+        return False
+    error = bar_estimate(np.array(works["forward"]), np.array(works["reverse"]), 0, seed)[2]
+    if error > target_error_kt:
+        return False
+    logger.info("%s: BAR error %.3f kT reached the target after %d switches", description, error, len(works["forward"]))
+    return True
 
 
 def _agree(comm: Any, value: bool) -> bool:

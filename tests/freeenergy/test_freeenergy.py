@@ -190,10 +190,15 @@ def test_runs_do_not_stop_on_target_before_the_verdict_could_pass(tmp_path):
     stopped switching after 10 switches per direction and replica exchange at 20 decorrelated iterations,
     so a finished T4 run was then judged "not converged: only 23 decorrelated iterations"."""
     offset_kj = -3.0  # constant offset: BAR is exact (zero error) from the first switch pair
-    switched = run_switching(harmonic_system(offset_kj, k1=K0), POSITIONS,
-                             settings(n_switches=80, switching_steps=10, steps_between_switches=10),
-                             target_error_kt=1.0, progress=False)
+    quick = settings(n_switches=80, switching_steps=10, steps_between_switches=10)
+    store = str(tmp_path / "switching.json")
+    switched = run_switching(harmonic_system(offset_kj, k1=K0), POSITIONS, quick, store=store, target_error_kt=1.0,
+                             progress=False)
     assert len(switched.forward_work) == MIN_EFFECTIVE
+    # a rerun whose target is already met runs no further switch (it ran a block of 10 before)
+    again = run_switching(harmonic_system(offset_kj, k1=K0), POSITIONS, quick, store=store, target_error_kt=1.0,
+                          progress=False)
+    assert len(again.forward_work) == MIN_EFFECTIVE
     exchanged = run_replica_exchange(harmonic_system(), POSITIONS, settings(n_iterations=400), str(tmp_path / "t.nc"),
                                      target_error_kt=5.0, progress=False)
     assert exchanged.n_iterations < 400  # stopped on the target ...
