@@ -104,6 +104,8 @@ def leg_verdict(name: str, summary: Dict[str, Any], equilibrium: Optional[Dict[s
         eff = checks.get("effective_samples")
         ok = n >= MIN_EFFECTIVE and (eff is None or eff["passed"])
         checks["effective_samples"] = _check(ok, {"iterations": None if eff is None else eff["value"], "switches": n}, MIN_EFFECTIVE)
+        if n < MIN_EFFECTIVE:  # the verdict needs them whichever estimator gives the leg's result
+            advice.append(f"{name}: only {n} switches per direction: run at least {MIN_EFFECTIVE} (--n-switches)")
         bar_error = summary.get("bar_error_kcal_per_mol")
         if bar_error is not None and math.isfinite(bar_error) and bar_error > target:
             factor = (bar_error / target) ** 2

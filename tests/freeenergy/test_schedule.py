@@ -176,3 +176,14 @@ def test_mbar_failure_is_a_result_not_an_exception(monkeypatch):
     verdict = leg_verdict("complex", summary, result.to_dict(), switching, kt_kcal_per_mol(T), 0.5, 1.0, result.n_iterations)
     assert not verdict["converged"] and not verdict["checks"]["mbar"]["passed"]
     assert any("MBAR failed" in a for a in verdict["advice"]) and sum("do not overlap" in a for a in verdict["advice"]) == 2
+
+
+def test_verdict_asks_for_switches_when_too_few():
+    """The T4 example's complex leg: MBAR within target and 9 switches per direction. The verdict failed on
+    effective samples but its advice named only the replica exchange; now it asks for the switches too."""
+    switching = {"forward_work": [1.0] * 9, "reverse_work": [-1.0] * 9, "bar_delta_f_kt": 1.0, "bar_d_delta_f_kt": 0.01,
+                 "jarzynski_forward_kt": 1.0, "jarzynski_reverse_kt": 1.0}
+    summary = leg_summary(None, switching, T)
+    verdict = leg_verdict("complex", summary, None, switching, kt_kcal_per_mol(T), 0.2, 1.0, 0)
+    assert not verdict["checks"]["effective_samples"]["passed"]
+    assert "complex: only 9 switches per direction: run at least 50 (--n-switches)" in verdict["advice"]
