@@ -43,6 +43,21 @@ def _grid(*axes: Sequence[float]) -> List[Tensor]:
     return [m.reshape(-1).contiguous() for m in mesh]
 
 
+def triplets_of(counts: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """Every unordered pair of neighbours of each atom, from a directed neighbour list sorted by
+    centre atom with ``counts`` ``[A]`` neighbours per atom: (centre atom ``[T]``, index of the first
+    and of the second neighbour in the sorted list ``[T]``, ``T = sum(c (c - 1) / 2)``)."""
+    device = counts.device
+    triplets_per_atom = counts * (counts - 1) // 2
+    most = int(counts.max())
+    local = torch.tril_indices(most, most, -1, device=device)
+    atom_of_triplet = torch.repeat_interleave(torch.arange(counts.shape[0], device=device), triplets_per_atom)
+    triplet_start = torch.cumsum(triplets_per_atom, 0) - triplets_per_atom
+    rank = torch.arange(atom_of_triplet.shape[0], device=device) - triplet_start[atom_of_triplet]
+    neighbor_start = (torch.cumsum(counts, 0) - counts)[atom_of_triplet]
+    return atom_of_triplet, neighbor_start + local[0, rank], neighbor_start + local[1, rank]
+
+
 def _pair_table(num_species: int) -> Tensor:
     """``[S, S]`` index of each unordered element pair in upper-triangle order."""
     first, second = torch.triu_indices(num_species, num_species)
@@ -330,20 +345,12 @@ class AEVComputer(torch.nn.Module):
         directed = directed[order]
         lengths = lengths[order]
         counts = torch.bincount(centre, minlength=num_atoms)
-        triplets_per_atom = counts * (counts - 1) // 2
         out = torch.zeros(
             num_atoms * self.num_pairs, self.angular_sublength, dtype=vectors.dtype, device=vectors.device
         )
         if centre.shape[0] == 0:
             return out.view(num_atoms, self.num_pairs * self.angular_sublength)
-        most = int(counts.max())
-        local = torch.tril_indices(most, most, -1, device=centre.device)
-        atom_of_triplet = torch.repeat_interleave(torch.arange(num_atoms, device=centre.device), triplets_per_atom)
-        triplet_start = torch.cumsum(triplets_per_atom, 0) - triplets_per_atom
-        rank = torch.arange(atom_of_triplet.shape[0], device=centre.device) - triplet_start[atom_of_triplet]
-        neighbor_start = (torch.cumsum(counts, 0) - counts)[atom_of_triplet]
-        j = neighbor_start + local[0, rank]
-        k = neighbor_start + local[1, rank]
+        atom_of_triplet, j, k = triplets_of(counts)
 
         rows = atom_of_triplet * self.num_pairs + self.pair_table[species[other[j]], species[other[k]]]
         # Chunks over triplets keep every floating-point intermediate (and its gradient in

@@ -19,7 +19,7 @@ from typing import Tuple
 import torch
 from torch import Tensor
 
-from .aev import AEVComputer, cosine_cutoff
+from .aev import AEVComputer, cosine_cutoff, triplets_of
 
 
 class Structure:
@@ -58,16 +58,7 @@ class AnalyticAEV(AEVComputer):
         if centre.shape[0] == 0:
             empty = torch.zeros(0, dtype=torch.long, device=vectors.device)
             return Structure(first, second, vectors, within, empty, empty, empty)
-        counts = torch.bincount(centre, minlength=num_atoms)
-        triplets_per_atom = counts * (counts - 1) // 2
-        most = int(counts.max())
-        local = torch.tril_indices(most, most, -1, device=centre.device)
-        atom_of_triplet = torch.repeat_interleave(torch.arange(num_atoms, device=centre.device), triplets_per_atom)
-        triplet_start = torch.cumsum(triplets_per_atom, 0) - triplets_per_atom
-        rank = torch.arange(atom_of_triplet.shape[0], device=centre.device) - triplet_start[atom_of_triplet]
-        neighbor_start = (torch.cumsum(counts, 0) - counts)[atom_of_triplet]
-        j = neighbor_start + local[0, rank]
-        k = neighbor_start + local[1, rank]
+        atom_of_triplet, j, k = triplets_of(torch.bincount(centre, minlength=num_atoms))
         rows = atom_of_triplet * self.num_pairs + self.pair_table[species[other[j]], species[other[k]]]
         return Structure(first, second, vectors, within, directed[j], directed[k], rows)
 
