@@ -20,6 +20,7 @@ from openmm import unit
 import openmm_ani
 from openmm_ani import kernels
 
+from finite_differences import numeric_force
 from openmm_inputs import ligand_pdb, small_waterbox
 
 KJ = unit.kilojoule_per_mole
@@ -76,13 +77,7 @@ def test_kernel_forces_match_context_finite_differences():
     context, _, forces = evaluate(system, "CPU", positions * unit.nanometer)
     h = 1e-5
     for atom, axis in [(0, 0), (5, 1), (12, 2), (17, 0)]:
-        energies = []
-        for sign in (1, -1):
-            moved = positions.copy()
-            moved[atom, axis] += sign * h
-            context.setPositions(moved * unit.nanometer)
-            energies.append(context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(KJ))
-        numeric = -(energies[0] - energies[1]) / (2 * h)
+        numeric = numeric_force(context, positions, atom, axis, h)
         assert numeric == pytest.approx(forces[atom, axis], abs=1e-3 + 1e-6 * abs(forces[atom, axis]))
 
 

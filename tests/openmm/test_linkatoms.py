@@ -29,6 +29,7 @@ from openmm_ani.openmm.embedding.linkatoms import create_link_atom_module, find_
 from openmm_ani.openmm.potential import ANIPotential
 from openmm_ani.units import HARTREE_TO_KJ_PER_MOL, NM_TO_ANGSTROM
 
+from finite_differences import numeric_force
 from paths import DATA_DIR
 
 with contextlib.redirect_stdout(io.StringIO()):  # pymbar's import banner
@@ -171,13 +172,7 @@ def finite_difference(system: openmm.System, positions: np.ndarray, components, 
     context.setPositions(positions * NM)
     forces = context.getState(getForces=True, groups=groups).getForces(asNumpy=True).value_in_unit(KJ / NM)
     for atom, axis in components:
-        energies = []
-        for sign in (1, -1):
-            moved = positions.copy()
-            moved[atom, axis] += sign * h
-            context.setPositions(moved * NM)
-            energies.append(context.getState(getEnergy=True, groups=groups).getPotentialEnergy().value_in_unit(KJ))
-        numeric = -(energies[0] - energies[1]) / (2 * h)
+        numeric = numeric_force(context, positions, atom, axis, h, groups)
         assert forces[atom, axis] == pytest.approx(numeric, rel=1e-5, abs=1e-3), (atom, axis)
 
 

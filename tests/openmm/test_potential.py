@@ -16,6 +16,7 @@ from openmm import app, unit
 import openmm_ani
 from openmm_ani.units import HARTREE_TO_KJ_PER_MOL, NM_TO_ANGSTROM
 
+from finite_differences import numeric_force
 from openmm_inputs import LIGAND_PDB, ligand_pdb, small_waterbox
 
 KJ = unit.kilojoule_per_mole
@@ -122,13 +123,7 @@ def test_context_matches_torchani_double():
 def finite_difference_check(context, positions, components, h=1e-5):
     _, forces = context_energy_forces(context)
     for atom, axis in components:
-        energies = []
-        for sign in (1, -1):
-            moved = positions.copy()
-            moved[atom, axis] += sign * h
-            context.setPositions(moved * unit.nanometer)
-            energies.append(context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(KJ))
-        numeric = -(energies[0] - energies[1]) / (2 * h)
+        numeric = numeric_force(context, positions, atom, axis, h)
         assert forces[atom, axis] == pytest.approx(numeric, rel=1e-4, abs=1e-2), (atom, axis)
     context.setPositions(positions * unit.nanometer)
 
