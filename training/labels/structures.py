@@ -6,8 +6,6 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from openmm_ani.model.species import atomic_number_of
-
 from .generate import MoleculeJob, load_existing
 
 logger = logging.getLogger(__name__)
@@ -54,6 +52,8 @@ def read_structure(path: str) -> Tuple[np.ndarray, np.ndarray]:
             for i in range(pdb.getNumFrames())
         ]
         return np.array(z, dtype=np.int64), np.stack(frames)
+    from openmm_ani.model.species import atomic_number_of  # imports torch: only when an XYZ file is read
+
     with open(path) as fh:
         lines = [ln.rstrip("\n") for ln in fh]
     frames, z_ref = [], None
