@@ -4,6 +4,8 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 VPY    := $(VENV)/bin/python
+# extra arguments of the demo script, e.g. `make demo DEMO_ARGS="--steps 20"` (CI's quick demo)
+DEMO_ARGS ?=
 PIP    := $(VPY) -m pip
 
 .PHONY: demo test venv install install-test clean
@@ -30,7 +32,7 @@ install-test: venv
 	$(VPY) scripts/setup_test_reference.py
 
 demo: install
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(VPY) examples/t4_lysozyme_md.py
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(VPY) examples/t4_lysozyme_md.py $(DEMO_ARGS)
 
 # pytest's exit status 5 (no tests collected) is a failure too
 test: install-test
