@@ -8,12 +8,17 @@ models) -> ``openmm`` (the OpenMM boundary: nm and kJ/mol, TorchForce) -> ``simu
 (MM systems from files, MD jobs) -> ``freeenergy``, ``benchmark`` -> ``cli``.
 ``openmm_ani.training`` uses ``model`` and ``formats`` only and is never imported here.
 
-The public names below are loaded on first use (PEP 562): ``import openmm_ani`` itself imports
-neither torch nor OpenMM, so the command line starts (and answers ``--version`` or Ctrl-C) at
-once, and ``openmm_ani.ANIPotential`` is the same class as ever.
+``import openmm_ani`` in a script or notebook imports torch, openmm-torch (torch first, as
+openmm-torch needs) and registers the C++ kernels (``torch.ops.openmm_ani``), which a serialized
+System or a ``portable=False`` file made by openmm-ani needs in the process that loads it. In the
+``openmm-ani`` command (its console script, or ``python -m openmm_ani``) the public names are
+loaded on first use instead (PEP 562) and each subcommand imports what it needs, so the command
+answers ``--version`` and Ctrl-C during start-up at once.
 """
 
 import importlib
+import os
+import sys
 from typing import Any, Dict, List
 
 __version__ = "0.1.0"
@@ -30,6 +35,16 @@ _LAZY: Dict[str, tuple] = {
 __all__ = ["ANIModel", "ANIPotential", "EnsembleDisagreementReporter", "models", "units", "__version__"]
 
 
+def _started_as_command() -> bool:
+    """Whether this import is the start of the ``openmm-ani`` command (console script or ``python -m openmm_ani``)."""
+    script = os.path.basename(sys.argv[0]) if sys.argv else ""
+    if script in ("openmm-ani", "openmm-ani.exe"):
+        return True
+    original = list(getattr(sys, "orig_argv", []))
+    # `python [options] -m openmm_ani ...`: while the module is located sys.argv[0] is "-m"
+    return script == "-m" and "-m" in original and original[original.index("-m") + 1:][:1] == ["openmm_ani"]
+
+
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'openmm_ani' has no attribute {name!r}")
@@ -43,3 +58,8 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> List[str]:
     return sorted(set(globals()) | set(_LAZY))
+
+
+if not _started_as_command():
+    for _name in _LAZY:
+        __getattr__(_name)
