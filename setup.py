@@ -1,15 +1,16 @@
-"""Build of openmm-ani's optional C++ kernels (``torch.ops.openmm_ani``, see openmm_ani/kernels).
+"""Build of openmm-ani's C++ kernels (``torch.ops.openmm_ani``, see openmm_ani/kernels).
 
 The package metadata lives in pyproject.toml; this file only adds the kernel library, built with
-torch's extension tools against the torch that is importable *at build time*. pip's default
-build isolation hides the installed torch, so build with
+torch's extension tools against the torch that is importable *at build time*: pip's isolated build
+environment gets it from ``[build-system] requires`` (same minor version as the run-time pin), so
+``pip install .``, ``pip wheel .`` and ``pip install openmm-ani`` from the sdist build the kernels;
+``--no-build-isolation`` builds against the torch already installed (conda-build, ``make``). Next
+to the library a stamp file records the torch version it was built against, which
+:mod:`openmm_ani.kernels` checks before loading it.
 
-    pip install --no-build-isolation .        # or: make install / make test
-
-(conda-build has pytorch in the host environment). Without torch at build time, without a C++
-compiler, or with ``OPENMM_ANI_BUILD_KERNELS=0``, the package is built as pure Python and
-openmm-ani runs its TorchScript path (same results, slower). ``OPENMM_ANI_BUILD_KERNELS=1``
-makes a failed kernel build an error instead of a warning.
+Without torch at build time, without a C++ compiler, or with ``OPENMM_ANI_BUILD_KERNELS=0``, the
+package is built as pure Python and openmm-ani runs its TorchScript path (same results, MD about
+2x slower). ``OPENMM_ANI_BUILD_KERNELS=1`` makes a failed kernel build an error instead of a warning.
 """
 
 import glob
@@ -19,6 +20,8 @@ import sys
 from setuptools import setup
 
 KERNEL_MODULE = "openmm_ani.kernels._openmm_ani_kernels"
+#: Suffix of the stamp file beside the library (``_openmm_ani_kernels.torch-version``); openmm_ani/kernels reads it.
+STAMP_SUFFIX = ".torch-version"
 MODE = os.environ.get("OPENMM_ANI_BUILD_KERNELS", "auto").strip().lower()
 
 
@@ -37,8 +40,8 @@ def kernel_build():
     except ImportError:
         if MODE in ("1", "yes", "true"):
             raise
-        say("torch is not importable at build time (pip build isolation?): building without the C++ kernels; "
-            "use `pip install --no-build-isolation .` to build them")
+        say("torch is not importable at build time: building without the C++ kernels (MD about 2x slower); "
+            "install torch and build with `pip install --no-build-isolation .` to build them")
         return [], {}
 
     class OptionalBuildExtension(BuildExtension):
@@ -47,6 +50,11 @@ def kernel_build():
         def build_extension(self, ext):
             try:
                 super().build_extension(ext)
+                library = self.get_ext_fullpath(ext.name)
+                stamp = os.path.join(os.path.dirname(library), KERNEL_MODULE.rsplit(".", 1)[1] + STAMP_SUFFIX)
+                with open(stamp, "w") as handle:
+                    handle.write(torch.__version__ + "\n")
+                say(f"built the C++ kernels against torch {torch.__version__}")
             except Exception as error:  # compiler missing or failing: the TorchScript path remains
                 if MODE in ("1", "yes", "true"):
                     raise

@@ -1,8 +1,9 @@
 """Optional C++ kernels: the ANI energy and its analytic gradient in one operator call.
 
-The sources in ``csrc/`` are built by ``setup.py`` with torch's extension tools when torch is
-importable at build time (``pip install --no-build-isolation``, ``make install``, the conda
-recipe); the library registers ``torch.ops.openmm_ani.*``:
+The sources in ``csrc/`` are built by ``setup.py`` with torch's extension tools against the torch
+of the build (``pip install .`` gets it from pyproject's build requirements; ``make install`` and
+the conda recipe build against the installed one), with a stamp file beside the library naming
+that torch version; the library registers ``torch.ops.openmm_ani.*``:
 
 * ``energy_gradient(positions, species, cell, <AEV parameters>, num_species, num_models,
   weights, biases, layers, activations, need_gradient) -> (member energies [M] float64,
@@ -14,8 +15,10 @@ recipe); the library registers ``torch.ops.openmm_ani.*``:
 :func:`load` loads the library once (``import openmm_ani`` calls it through
 :mod:`openmm_ani.model`). Where it was not built, or was built for another torch, or the
 environment sets ``OPENMM_ANI_KERNELS=0``, :func:`available` is False and openmm-ani uses its
-pure TorchScript path, which computes the same quantities; :func:`warn_unavailable` says so
-once. This package imports nothing from the rest of openmm_ani.
+pure TorchScript path, which computes the same quantities about twice as slowly
+(:data:`SLOWDOWN`); :func:`warn_unavailable` says so once. A library built for another torch
+minor version is refused by its stamp before it is loaded (loading it could crash). This package
+imports nothing from the rest of openmm_ani.
 """
 
 import glob
@@ -27,8 +30,13 @@ import torch
 
 #: File name stem of the compiled library (``<stem>.so`` / ``.pyd`` / ``.dylib``).
 LIBRARY_STEM = "_openmm_ani_kernels"
+#: Suffix of the stamp file beside the library that names the torch it was built against (setup.py writes it).
+STAMP_SUFFIX = ".torch-version"
 #: Environment variable that disables the kernels when set to ``0``.
 DISABLE_VARIABLE = "OPENMM_ANI_KERNELS"
+#: What the TorchScript path costs instead, measured on the 2-core development CPU (one thread,
+#: single precision, docs/benchmarks-openmm.md): told to users whose install has no kernels.
+SLOWDOWN = "MD about 1.8-2x slower (p-xylene 1.3 -> 2.3 ms/step, 255 waters 11 -> 22 ms/step)"
 
 
 class KernelUnavailableWarning(RuntimeWarning):
@@ -49,8 +57,23 @@ def library_candidates() -> List[str]:
     return found
 
 
+def built_against(library: str) -> Optional[str]:
+    """The torch version named by ``library``'s stamp file, or ``None`` where there is none (older builds)."""
+    stem = os.path.join(os.path.dirname(library), LIBRARY_STEM)
+    try:
+        with open(stem + STAMP_SUFFIX) as handle:
+            return handle.read().strip() or None
+    except FileNotFoundError:
+        return None
+
+
 def _torch_minor(version: str) -> str:
     return ".".join(version.split("+")[0].split(".")[:2])
+
+
+def _other_torch(library: str, built_for: str) -> str:
+    return (f"the C++ kernels in {library} were built for torch {built_for}, but torch {torch.__version__} is "
+            "loaded; reinstall openmm-ani to rebuild them")
 
 
 def load() -> bool:
@@ -64,18 +87,21 @@ def load() -> bool:
         return False
     candidates = library_candidates()
     if not candidates:
-        _reason = ("the C++ kernels were not built (no compiler or no torch at build time); rebuild with "
-                   "`pip install --no-build-isolation .` where torch and a C++ compiler are installed")
+        _reason = ("the C++ kernels were not built (no C++ compiler or no torch at build time); reinstall "
+                   "openmm-ani (`pip install .` or `pip install openmm-ani`) where a C++ compiler is installed")
+        return False
+    stamped = built_against(candidates[0])
+    if stamped is not None and _torch_minor(stamped) != _torch_minor(torch.__version__):  # refused before loading
+        _reason = _other_torch(candidates[0], stamped)
         return False
     try:
         torch.ops.load_library(candidates[0])
     except (OSError, RuntimeError) as error:  # a library built for another torch fails to link
         _reason = f"the C++ kernels in {candidates[0]} do not load with torch {torch.__version__}: {error}"
         return False
-    built_for = str(torch.ops.openmm_ani.build_info())
+    built_for = str(torch.ops.openmm_ani.build_info())  # a library without a stamp (an older build)
     if _torch_minor(built_for) != _torch_minor(torch.__version__):
-        _reason = (f"the C++ kernels were built for torch {built_for} but torch {torch.__version__} is "
-                   "installed; rebuild openmm-ani")
+        _reason = _other_torch(candidates[0], built_for)
         return False
     _loaded = True
     return True
@@ -103,5 +129,5 @@ def warn_unavailable() -> None:
     if available() or _warned or os.environ.get(DISABLE_VARIABLE, "1").strip() == "0":
         return
     _warned = True
-    warnings.warn(f"openmm-ani: {_reason}; using the TorchScript path (same results, slower)",
+    warnings.warn(f"openmm-ani: {_reason}; using the TorchScript path (same results, {SLOWDOWN})",
                   KernelUnavailableWarning, stacklevel=3)
