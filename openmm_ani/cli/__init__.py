@@ -19,7 +19,10 @@ import sys
 from typing import Optional, Sequence
 
 from . import benchmark, energy, export, fe_correct, simulate, train
-from .common import EXIT_FAILURE, EXIT_INTERRUPTED, PROG, ArgumentParser, CommandError, emit, error_line, expected_errors
+from .common import (
+    EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, PROG, ArgumentParser, CommandError, emit, error_line, expected_errors,
+    quiet_stdout,
+)
 
 #: The command modules, in the order ``--help`` lists them.
 COMMANDS = (energy, simulate, export, benchmark, fe_correct, train)
@@ -50,6 +53,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         emit(f"{PROG}: interrupted", sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader of stdout went away (`openmm-ani energy ... | head -2`): stop quietly
+        quiet_stdout()
+        return EXIT_BROKEN_PIPE
     except expected_errors() as error:
         emit(f"{PROG}: error: {error_line(error)}", sys.stderr)
         return EXIT_FAILURE

@@ -6,6 +6,7 @@ coordinates, errors raised inside the TorchScript module during MD) end with one
 """
 
 import argparse
+import os
 import re
 import sys
 from typing import Any, List, NoReturn, Optional, TextIO, Tuple
@@ -16,6 +17,8 @@ PROG = "openmm-ani"
 EXIT_FAILURE = 1
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
+#: Exit status when stdout's reader closed the pipe (128 + SIGPIPE, what a shell reports for `yes | head`).
+EXIT_BROKEN_PIPE = 141
 
 #: The line of a TorchScript interpreter error that states the cause (the error raised inside the module).
 _TORCHSCRIPT_CAUSE = re.compile(r"^\s*(?:builtins\.)?([A-Za-z_.]*(?:Error|Exception)): (.+)$")
@@ -40,6 +43,17 @@ def emit(text: str = "", stream: Optional[TextIO] = None) -> None:
     out = sys.stdout if stream is None else stream
     out.write(text + "\n")
     out.flush()
+
+
+def quiet_stdout() -> None:
+    """Point file descriptor 1 at /dev/null, so that the interpreter's final flush of a closed pipe stays silent."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout replaced by an object without a descriptor (tests): nothing to flush
+        pass
+    finally:
+        os.close(null)
 
 
 def error_line(error: BaseException) -> str:

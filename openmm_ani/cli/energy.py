@@ -41,24 +41,30 @@ def run(args: argparse.Namespace) -> int:
         potential.model, atomic_numbers_of(traj, atoms), atoms=atoms,
         periodic=treatment.periodic, make_whole=treatment.make_whole,
     )
-    header = ["frame", "energy_kJ/mol", "energy_Ha", "energy_std_kJ/mol", "force_spread_kJ/mol/nm"]
+    header = ["frame", "energy_kJ/mol", "energy_Ha", "energy_std_kJ/mol"]
+    widths = [6, 18, 16, 18]
+    formats = ["d", ".4f", ".8f", ".4f"]
+    if not args.no_forces:  # --no-forces: no force-spread column at all (not a column of nan)
+        header, widths, formats = header + ["force_spread_kJ/mol/nm"], widths + [24], formats + [".4f"]
+    table = args.csv is None or args.verbose
+    if table:
+        emit(" ".join(f"{name:>{width}}" for name, width in zip(header, widths)))
     rows = []
     for frame in range(traj.n_frames):
         xyz = np.asarray(traj.xyz[frame], dtype=np.float64)
         check_positions(xyz, atoms, f"frame {frame} of {args.input}")
         box = traj.unitcell_vectors[frame] if treatment.uses_box else None
         result = evaluator(xyz, box, forces=not args.no_forces)
-        rows.append([frame, result.energy, result.energy / HARTREE_TO_KJ_PER_MOL, result.energy_std, result.force_spread])
+        row = [frame, result.energy, result.energy / HARTREE_TO_KJ_PER_MOL, result.energy_std, result.force_spread]
+        rows.append(row[: len(header)])
+        if table:  # each frame's row as soon as it is computed (a long rescoring shows its progress)
+            emit(" ".join(f"{value:>{width}{spec}}" for value, width, spec in zip(rows[-1], widths, formats)))
     if args.csv is not None:
         with atomic_write(args.csv, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(header)
             for row in rows:
                 writer.writerow([row[0]] + [repr(float(v)) for v in row[1:]])
-    if args.csv is None or args.verbose:
-        emit(f"{header[0]:>6} {header[1]:>18} {header[2]:>16} {header[3]:>18} {header[4]:>24}")
-        for row in rows:
-            emit(f"{row[0]:>6d} {row[1]:>18.4f} {row[2]:>16.8f} {row[3]:>18.4f} {row[4]:>24.4f}")
-    else:
-        emit(f"wrote {len(rows)} frame(s) to {args.csv}")
+        if not table:
+            emit(f"wrote {len(rows)} frame(s) to {args.csv}")
     return 0

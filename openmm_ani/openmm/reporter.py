@@ -161,8 +161,9 @@ class EnsembleDisagreementReporter:
     Parameters
     ----------
     file
-        Output path or text stream; columns ``step, time_ps, energy_kJ/mol, energy_std_kJ/mol,
-        force_spread_kJ/mol/nm`` (comma separated, one header line starting with ``#``).
+        Output path or text stream; columns ``step, time_ps, energy_kJ/mol, energy_std_kJ/mol``
+        and, with ``forces``, ``force_spread_kJ/mol/nm`` (comma separated, one header line starting
+        with ``#``).
     reportInterval
         Steps between reports.
     topology
@@ -175,7 +176,8 @@ class EnsembleDisagreementReporter:
         Energy standard deviation (kJ/mol, or an energy Quantity) above which an
         :class:`EnsembleDisagreementWarning` is issued (once per upward crossing); ``None`` = never.
     forces
-        Also report the force spread.
+        Also report the force spread (a gradient of each member per report); without it the file
+        has no force column.
     append
         Continue an existing file: open a path in append mode and write no header line.
 
@@ -221,7 +223,8 @@ class EnsembleDisagreementReporter:
             self._out = file
             self._own = False
         if not append:
-            self._out.write("#step,time_ps,energy_kJ/mol,energy_std_kJ/mol,force_spread_kJ/mol/nm\n")
+            columns = ["step", "time_ps", "energy_kJ/mol", "energy_std_kJ/mol"] + (["force_spread_kJ/mol/nm"] if self.forces else [])
+            self._out.write("#" + ",".join(columns) + "\n")
 
     def describeNextReport(self, simulation: Any) -> Tuple[int, bool, bool, bool, bool, bool]:
         """Steps to the next report; positions are needed, unwrapped."""
@@ -237,9 +240,8 @@ class EnsembleDisagreementReporter:
         self.last = result
         step = simulation.currentStep
         time = state.getTime().value_in_unit(u.picosecond)
-        self._out.write(
-            f"{step},{time:.6f},{result.energy:.6f},{result.energy_std:.6f},{result.force_spread:.6f}\n"
-        )
+        values = [result.energy, result.energy_std] + ([result.force_spread] if self.forces else [])
+        self._out.write(f"{step},{time:.6f}," + ",".join(f"{v:.6f}" for v in values) + "\n")
         self._out.flush()
         if self.threshold is not None:
             above = result.energy_std > self.threshold

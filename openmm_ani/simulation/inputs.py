@@ -25,6 +25,10 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 #: Implicit-solvent models accepted for AMBER prmtop inputs (``openmm.app`` names).
 IMPLICIT_SOLVENTS = ("HCT", "OBC1", "OBC2", "GBn", "GBn2")
 
+#: Formats that hold coordinates only: mdtraj needs a topology file beside them.
+COORDINATE_ONLY_FORMATS = (".dcd", ".xtc", ".trr", ".nc", ".ncdf", ".netcdf", ".crd", ".mdcrd", ".inpcrd", ".rst7",
+                           ".restrt", ".binpos", ".dtr", ".lammpstrj", ".xyz")
+
 #: Direct-space cutoff of the PME MM systems built here, nm.
 PME_CUTOFF_NM = 1.0
 
@@ -68,6 +72,10 @@ def load_structure(path: str, topology: Optional[str] = None) -> Any:
     for name in (path, topology):
         if name is not None and os.path.getsize(name) == 0:
             raise ValueError(f"{name} is empty")
+    extension = os.path.splitext(path)[1].lower()
+    if topology is None and extension in COORDINATE_ONLY_FORMATS:
+        raise ValueError(f"{path}: a {extension} file holds coordinates only; give its topology with --top "
+                         "(a PDB, prmtop, psf, ... of the same atoms)")
     import mdtraj
 
     try:

@@ -29,6 +29,18 @@ def model_energy_std(positions_nm, numbers):
     return float(mean) * HARTREE_TO_KJ_PER_MOL, float(std) * HARTREE_TO_KJ_PER_MOL
 
 
+def member_force_spread(positions_nm, numbers):
+    """Largest per-atom RMS deviation (kJ/mol/nm) of the 8 members' forces, each member loaded on its own."""
+    forces = []
+    for k in range(8):
+        model = openmm_ani.models.load("ani1ccx", model_index=k)
+        x = torch.tensor(np.asarray(positions_nm, dtype=np.float64) * NM_TO_ANGSTROM)[None].requires_grad_(True)
+        (gradient,) = torch.autograd.grad(model(torch.tensor([numbers]), x)[0], x)
+        forces.append(-gradient[0].numpy() * HARTREE_TO_KJ_PER_MOL * NM_TO_ANGSTROM)
+    deviation = np.array(forces) - np.mean(forces, axis=0)
+    return float(np.sqrt((deviation**2).sum(-1).mean(0)).max())
+
+
 def ligand():
     traj = mdtraj.load(LIGAND_PDB)
     return traj, [a.element.number for a in traj.topology.atoms]
@@ -53,7 +65,37 @@ def test_energy_pdb(capsys):
     assert float(row[1]) == pytest.approx(energy, abs=1e-3)
     assert float(row[2]) == pytest.approx(energy / HARTREE_TO_KJ_PER_MOL, abs=1e-7)
     assert float(row[3]) == pytest.approx(std, abs=1e-3)
-    assert float(row[4]) > 0
+    assert float(row[4]) == pytest.approx(member_force_spread(traj.xyz[0], numbers), rel=1e-6)
+
+
+def test_energy_no_forces_has_no_force_column(capsys, tmp_path):
+    """`--no-forces` leaves the force-spread column out (it printed a column of nan), in the table and the CSV."""
+    code, out, err = run(capsys, "energy", LIGAND_PDB, "--no-forces")
+    assert code == 0, err
+    header, row = out.splitlines()
+    assert header.split() == ["frame", "energy_kJ/mol", "energy_Ha", "energy_std_kJ/mol"] and "nan" not in out
+    assert float(row.split()[1]) == pytest.approx(model_energy_std(ligand()[0].xyz[0], ligand()[1])[0], abs=1e-3)
+    assert run(capsys, "energy", LIGAND_PDB, "--no-forces", "--csv", str(tmp_path / "e.csv"))[0] == 0
+    with open(tmp_path / "e.csv") as handle:
+        assert next(csv.reader(handle)) == ["frame", "energy_kJ/mol", "energy_Ha", "energy_std_kJ/mol"]
+
+
+def test_coordinates_without_topology_name_the_option(capsys, tmp_path):
+    ligand()[0].save_dcd(str(tmp_path / "traj.dcd"))
+    one_line_error(*run(capsys, "energy", str(tmp_path / "traj.dcd"))[::2], "traj.dcd", "coordinates only", "--top")
+
+
+def test_closed_pipe_exits_quietly(tmp_path):
+    """`openmm-ani energy traj.dcd ... | head -2`: no "Broken pipe" error when the reader goes away."""
+    traj, _ = ligand()
+    frames = traj.xyz + np.random.default_rng(1).normal(scale=0.002, size=(200, traj.n_atoms, 3)).astype(np.float32)
+    mdtraj.Trajectory(frames, traj.topology).save_dcd(str(tmp_path / "long.dcd"))
+    command = f"{sys.executable} -m openmm_ani energy {tmp_path / 'long.dcd'} --top {LIGAND_PDB} --no-forces | head -2"
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert len(result.stdout.splitlines()) == 2 and result.stdout.split()[0] == "frame"
+    assert result.stderr == "", result.stderr
+    assert result.returncode == 141  # 128 + SIGPIPE, as for `yes | head`
 
 
 def test_energy_prmtop_inpcrd_selection_equals_ligand_alone(capsys):
@@ -152,6 +194,8 @@ def test_simulate_pure_ani(capsys, tmp_path):
     assert energy == pytest.approx(model_energy_std(frames.xyz[-1], ligand()[1])[0], abs=0.05)  # DCD is float32
     disagreement = np.loadtxt(prefix + ".disagreement.csv", delimiter=",", comments="#")
     assert disagreement.shape == (2, 5) and disagreement[-1, 0] == 20
+    # the force spread (it was a column of nan): the largest per-atom RMS deviation of the 8 members' forces
+    assert disagreement[-1, 4] == pytest.approx(member_force_spread(frames.xyz[-1], ligand()[1]), rel=1e-3)
 
 
 def test_simulate_ml_ligand_in_protein(capsys, tmp_path):
