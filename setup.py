@@ -4,9 +4,9 @@ The package metadata lives in pyproject.toml; this file only adds the kernel lib
 torch's extension tools against the torch that is importable *at build time*: pip's isolated build
 environment gets it from ``[build-system] requires`` (same minor version as the run-time pin), so
 ``pip install .``, ``pip wheel .`` and ``pip install openmm-ani`` from the sdist build the kernels;
-``--no-build-isolation`` builds against the torch already installed (conda-build, ``make``). Next
-to the library a stamp file records the torch version it was built against, which
-:mod:`openmm_ani.kernels` checks before loading it.
+``--no-build-isolation`` builds against the torch already installed (conda-build). The library
+carries the torch version it was built against as a marker string, which :mod:`openmm_ani.kernels`
+reads from the file and checks before loading it.
 
 Without torch at build time, without a C++ compiler, or with ``OPENMM_ANI_BUILD_KERNELS=0``, the
 package is built as pure Python and openmm-ani runs its TorchScript path (same results, MD about
@@ -20,8 +20,6 @@ import sys
 from setuptools import setup
 
 KERNEL_MODULE = "openmm_ani.kernels._openmm_ani_kernels"
-#: Suffix of the stamp file beside the library (``_openmm_ani_kernels.torch-version``); openmm_ani/kernels reads it.
-STAMP_SUFFIX = ".torch-version"
 MODE = os.environ.get("OPENMM_ANI_BUILD_KERNELS", "auto").strip().lower()
 
 
@@ -50,10 +48,6 @@ def kernel_build():
         def build_extension(self, ext):
             try:
                 super().build_extension(ext)
-                library = self.get_ext_fullpath(ext.name)
-                stamp = os.path.join(os.path.dirname(library), KERNEL_MODULE.rsplit(".", 1)[1] + STAMP_SUFFIX)
-                with open(stamp, "w") as handle:
-                    handle.write(torch.__version__ + "\n")
                 say(f"built the C++ kernels against torch {torch.__version__}")
             except Exception as error:  # compiler missing or failing: the TorchScript path remains
                 if MODE in ("1", "yes", "true"):

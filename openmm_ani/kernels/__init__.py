@@ -2,8 +2,8 @@
 
 The sources in ``csrc/`` are built by ``setup.py`` with torch's extension tools against the torch
 of the build (``pip install .`` gets it from pyproject's build requirements; ``make install`` and
-the conda recipe build against the installed one), with a stamp file beside the library naming
-that torch version; the library registers ``torch.ops.openmm_ani.*``:
+the conda recipe build against the installed one); the library file carries that torch version as
+a marker string, and registers ``torch.ops.openmm_ani.*``:
 
 * ``energy_gradient(positions, species, cell, <AEV parameters>, num_species, num_models,
   weights, biases, layers, activations, need_gradient) -> (member energies [M] float64,
@@ -17,7 +17,7 @@ that torch version; the library registers ``torch.ops.openmm_ani.*``:
 environment sets ``OPENMM_ANI_KERNELS=0``, :func:`available` is False and openmm-ani uses its
 pure TorchScript path, which computes the same quantities about twice as slowly
 (:data:`SLOWDOWN`); :func:`warn_unavailable` says so once. A library built for another torch
-minor version is refused by its stamp before it is loaded (loading it could crash). This package
+minor version is refused by its marker before it is loaded (loading it could crash). This package
 imports nothing from the rest of openmm_ani.
 """
 
@@ -30,8 +30,8 @@ import torch
 
 #: File name stem of the compiled library (``<stem>.so`` / ``.pyd`` / ``.dylib``).
 LIBRARY_STEM = "_openmm_ani_kernels"
-#: Suffix of the stamp file beside the library that names the torch it was built against (setup.py writes it).
-STAMP_SUFFIX = ".torch-version"
+#: Prefix of the marker string in the library naming the torch it was built against (``ops.cpp``).
+VERSION_MARKER = b"openmm-ani-kernels-built-against-torch="
 #: Environment variable that disables the kernels when set to ``0``.
 DISABLE_VARIABLE = "OPENMM_ANI_KERNELS"
 #: What the TorchScript path costs instead, measured on the 2-core development CPU (one thread,
@@ -58,13 +58,15 @@ def library_candidates() -> List[str]:
 
 
 def built_against(library: str) -> Optional[str]:
-    """The torch version named by ``library``'s stamp file, or ``None`` where there is none (older builds)."""
-    stem = os.path.join(os.path.dirname(library), LIBRARY_STEM)
-    try:
-        with open(stem + STAMP_SUFFIX) as handle:
-            return handle.read().strip() or None
-    except FileNotFoundError:
+    """The torch version whose marker ``library`` carries, read from the file without loading it (``None``: no marker)."""
+    with open(library, "rb") as handle:
+        data = handle.read()
+    start = data.find(VERSION_MARKER)
+    if start < 0:
         return None
+    start += len(VERSION_MARKER)
+    end = data.find(b"\0", start)
+    return data[start:end if end >= 0 else start + 64].decode("ascii", "replace") or None
 
 
 def _torch_minor(version: str) -> str:
@@ -90,16 +92,16 @@ def load() -> bool:
         _reason = ("the C++ kernels were not built (no C++ compiler or no torch at build time); reinstall "
                    "openmm-ani (`pip install .` or `pip install openmm-ani`) where a C++ compiler is installed")
         return False
-    stamped = built_against(candidates[0])
-    if stamped is not None and _torch_minor(stamped) != _torch_minor(torch.__version__):  # refused before loading
-        _reason = _other_torch(candidates[0], stamped)
+    marked = built_against(candidates[0])
+    if marked is not None and _torch_minor(marked) != _torch_minor(torch.__version__):  # refused before loading
+        _reason = _other_torch(candidates[0], marked)
         return False
     try:
         torch.ops.load_library(candidates[0])
     except (OSError, RuntimeError) as error:  # a library built for another torch fails to link
         _reason = f"the C++ kernels in {candidates[0]} do not load with torch {torch.__version__}: {error}"
         return False
-    built_for = str(torch.ops.openmm_ani.build_info())  # a library without a stamp (an older build)
+    built_for = str(torch.ops.openmm_ani.build_info())  # a library without the marker (an older build)
     if _torch_minor(built_for) != _torch_minor(torch.__version__):
         _reason = _other_torch(candidates[0], built_for)
         return False

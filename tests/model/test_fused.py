@@ -312,3 +312,39 @@ def test_kernel_rejects_a_box_too_small_for_the_cutoff(reference):
             continue
         with pytest.raises(ValueError, match="box"):
             fused(model, path)(x, model.species(z.unsqueeze(0))[0], torch.eye(3, dtype=torch.float64) * 8.0, True)
+
+
+@pytest.mark.skipif(not kernels.available(), reason="C++ kernels not built")
+def test_library_marks_the_torch_it_was_built_against():
+    """The built library names, in its file, the torch of the build: the one loaded here."""
+    assert kernels.built_against(kernels.library_candidates()[0]) == torch.__version__.split("+")[0]
+
+
+def test_library_built_for_another_torch_is_refused_before_loading(tmp_path):
+    """A library whose marker names another torch minor: not loaded at all, one warning naming both versions."""
+    fake = tmp_path / "_openmm_ani_kernels.so"
+    fake.write_bytes(b"\x7fELF not a real library " + kernels.VERSION_MARKER + b"2.8.0\x00 more bytes")
+    script = textwrap.dedent(
+        f"""
+        import warnings, torch
+        import openmm_ani.kernels as kernels
+        kernels.library_candidates = lambda: [{str(fake)!r}]
+        kernels._loaded = None
+        def refuse(path):
+            raise AssertionError("load_library called for " + path)
+        torch.ops.load_library = refuse
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            kernels.warn_unavailable()
+        print(kernels.available())
+        print(str(caught[0].message))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENMM_ANI_KERNELS"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                            cwd=tmp_path, env=dict(env, OMP_NUM_THREADS="1", PYTHONPATH=ROOT))
+    assert result.returncode == 0, result.stderr
+    available, message = result.stdout.strip().splitlines()
+    assert available == "False"
+    assert "built for torch 2.8.0" in message and f"torch {torch.__version__} is loaded" in message
+    assert "reinstall openmm-ani" in message and "slower" in message

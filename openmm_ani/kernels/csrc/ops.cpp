@@ -425,6 +425,13 @@ std::string build_info() {
 
 }  // namespace
 
+// The same version as a marker in the library file itself: openmm_ani/kernels/__init__.py finds it by
+// reading the file, so a library built for another torch is refused before it is loaded.
+#ifdef OPENMM_ANI_TORCH_VERSION
+extern "C" __attribute__((used)) const char openmm_ani_built_against_torch[] =
+    "openmm-ani-kernels-built-against-torch=" OPENMM_ANI_STRING(OPENMM_ANI_TORCH_VERSION);
+#endif
+
 TORCH_LIBRARY(openmm_ani, m) {
     m.def("instruction_set() -> str", &instruction_set);
     m.def("build_info() -> str", &build_info);
