@@ -45,6 +45,25 @@ def check_inputs(atomic_numbers: Tensor, positions: Tensor, cell: Optional[Tenso
             raise ValueError("cell must have shape [3, 3] (box vectors as rows, Å), got " + str(list(cell.shape)))
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """``"float32"``/``"float64"``/... for messages (TorchScript prints a dtype as a number)."""
+    names = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}
+    for name, value in names.items():
+        if dtype == value:
+            return name
+    return "a non-float type"
+
+
+def check_dtype(positions: Tensor, model_dtype: torch.dtype) -> None:
+    """Raise ``ValueError`` in one line when ``positions`` and the model's weights differ in floating-point type."""
+    if positions.dtype != model_dtype:
+        raise ValueError(
+            "positions are " + dtype_name(positions.dtype) + " but the model's weights are " + dtype_name(model_dtype)
+            + ": convert the positions (positions.to(torch." + dtype_name(model_dtype) + ")) or the model (model.to(torch."
+            + dtype_name(positions.dtype) + "))"
+        )
+
+
 class ANIModel(torch.nn.Module):
     """An ANI potential (one model or an ensemble) as a ``torch.nn.Module``.
 
@@ -126,6 +145,7 @@ class ANIModel(torch.nn.Module):
     def member_energies(self, atomic_numbers: Tensor, positions: Tensor, cell: Optional[Tensor] = None) -> Tensor:
         """Energies of each ensemble member, ``[M, B]`` in Ha (same inputs as ``forward``)."""
         check_inputs(atomic_numbers, positions, cell)
+        check_dtype(positions, self.aev.eta_r.dtype)
         species = self.species(atomic_numbers)
         return self.species_member_energies(species, positions, cell)
 
@@ -150,6 +170,7 @@ class ANIModel(torch.nn.Module):
         Eager mode only (a scripted model differentiates ``forward`` with autograd).
         """
         check_inputs(atomic_numbers, positions, cell)
+        check_dtype(positions, self.aev.eta_r.dtype)
         species = self.species(atomic_numbers)
         fused = self._fused_evaluator(positions)
         energies = []

@@ -326,3 +326,15 @@ def test_periodic_batch_equals_separate_calls(data, model):
         assert abs(float(energies[k].detach()) - e) < 1e-9
         torch.testing.assert_close(-grad[k:k + 1], f, rtol=0, atol=1e-9)
     assert abs(float(energies[0].detach()) - float(energies[1].detach())) > 1e-3
+
+
+def test_positions_of_another_float_type_are_refused_in_one_line():
+    """float32 positions for the float64 model: one ValueError naming both types (it was an index_add_ RuntimeError)."""
+    model = openmm_ani.models.load("ani1ccx")
+    z = torch.tensor([[8, 1, 1]])
+    x = torch.tensor([[[0.0, 0.0, 0.0], [0.96, 0.0, 0.0], [-0.24, 0.93, 0.0]]], dtype=torch.float32)
+    for call in (model, model.energies_and_forces, model.member_energies):
+        with pytest.raises(ValueError, match=r"positions are float32 but the model's weights are float64: convert"):
+            call(z, x)
+    # the conversions the message names both work, and agree
+    assert float(model(z, x.to(torch.float64))) == pytest.approx(float(model.to(torch.float32)(z, x)), abs=1e-4)
