@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional
 
 from ..simulation.inputs import IMPLICIT_SOLVENTS
 from ..argtypes import non_negative_int, positive_int
-from .common import EXIT_INTERRUPTED, PROG, emit, model_arguments, potential_from_args
+from .common import EXIT_INTERRUPTED, PROG, CommandError, emit, model_arguments, potential_from_args
 
 
 def register(subparsers: Any) -> None:
@@ -69,6 +69,12 @@ def run(args: argparse.Namespace) -> int:
     traj = load_structure(args.input, args.top)
     potential = potential_from_args(args)
     atoms = select_atoms(traj, args.ml_selection)
+    if atoms is None:
+        unused = [option for option, value in (("--implicit-solvent", args.implicit_solvent), ("--forcefield", args.forcefield))
+                  if value]
+        if unused:
+            raise CommandError(f"{' and '.join(unused)} set the MM part of an ML/MM run (with --ml-selection); "
+                               f"{args.input} runs with ANI alone")
     check_positions(traj.xyz[0], atoms, args.input)
     inputs = input_fingerprints(args, traj.n_atoms, atoms)
     prepare_job(settings, {**settings.determining(), **inputs}, args.resume, args.overwrite)  # fail before the slow part

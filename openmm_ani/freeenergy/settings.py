@@ -206,6 +206,10 @@ class ProtocolSettings:
             raise ValueError(f"setting max_states must be at least 2, got {self.max_states}")
         if self.lambdas is None and self.schedule == "auto":
             check_lambdas(self.pilot_lambdas, "pilot_lambdas")
+        if self.platform is not None:
+            from ..openmm.platforms import get_platform
+
+            get_platform(self.platform)  # an unavailable platform fails here, before a run writes any file
 
     def to_dict(self) -> Dict[str, Any]:
         """A JSON-ready dict (numbers in the units the names state)."""

@@ -85,6 +85,11 @@ class MDSettings:
             raise NotADirectoryError(f"output folder {directory} is a file")
         if not os.path.isdir(directory):
             raise FileNotFoundError(f"output folder does not exist: {directory}")
+        if self.threads and self.platform != "CPU":
+            raise ValueError(f"threads={self.threads} applies to the CPU platform only, not {self.platform}")
+        from ..openmm.platforms import get_platform
+
+        get_platform(self.platform)  # an unavailable platform fails here, before the job writes any file
 
     def paths(self) -> Dict[str, str]:
         """The output files by kind (the job's checkpoint included)."""
@@ -224,6 +229,7 @@ def run_md(
     from tqdm import tqdm
 
     from ..openmm import EnsembleDisagreementReporter
+    from ..openmm.platforms import get_platform
 
     settings.validate()
     if resume and overwrite:
@@ -235,7 +241,7 @@ def run_md(
         settings.temperature_k * unit.kelvin, settings.friction_per_ps / unit.picosecond, settings.timestep_fs * unit.femtosecond
     )
     integrator.setRandomNumberSeed(settings.seed)
-    platform = openmm.Platform.getPlatformByName(settings.platform)
+    platform = get_platform(settings.platform)
     properties = {"Threads": str(settings.threads)} if (settings.platform == "CPU" and settings.threads) else {}
     simulation = app.Simulation(topology, system, integrator, platform, properties)
     if state is None:
@@ -268,7 +274,7 @@ def run_md(
         )
         simulation.reporters.append(EnsembleDisagreementReporter(
             outputs.streams["disagreement"], settings.report_interval, topology, potential, ml_atoms=ml_atoms,
-            threshold=settings.disagreement_threshold, forces=False, append=outputs.appending["disagreement"],
+            threshold=settings.disagreement_threshold, forces=True, append=outputs.appending["disagreement"],
         ))
         bar = tqdm(total=settings.steps, initial=simulation.currentStep, unit="step", disable=not progress, file=sys.stderr)
         with bar:
