@@ -60,3 +60,21 @@ def test_threads_on_a_non_cpu_platform_are_refused(capsys, tmp_path):
                  "--output", str(tmp_path / "md")])
     one_error_line(capsys, code, "threads=2", "CPU platform only")
     assert os.listdir(tmp_path) == []
+
+
+def test_info_reports_versions_and_kernels(capsys, monkeypatch):
+    import torch
+
+    from openmm_ani import __version__, kernels
+
+    assert main(["info"]) == 0
+    lines = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert lines["openmm-ani"] == __version__ and lines["torch"] == torch.__version__
+    assert lines["openmm"] == openmm.__version__
+    assert lines["OpenMM platforms"].split(", ") == platform_names()
+    assert lines["C++ kernels"].startswith("available" if kernels.available() else "NOT available")
+    monkeypatch.setattr(kernels, "available", lambda: False)
+    monkeypatch.setattr(kernels, "unavailable_reason", lambda: "the C++ kernels were not built")
+    assert main(["info"]) == 0
+    kernel_line = capsys.readouterr().out.splitlines()[-1]
+    assert kernel_line.startswith("C++ kernels: NOT available: the C++ kernels were not built") and "slower" in kernel_line
