@@ -15,7 +15,7 @@ import io
 import json
 import os
 from collections import Counter
-from typing import Dict, List
+from typing import Dict, List, Union
 
 import numpy as np
 import openmm
@@ -76,9 +76,16 @@ def load_case(reference: Dict, name: str):
     return case, ts, positions
 
 
-def evaluate(system: openmm.System, positions: np.ndarray, groups: int = -1, parameters: Dict[str, float] = {}):
+def reference_context(system: openmm.System, positions: np.ndarray) -> openmm.Context:
     context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
     context.setPositions(positions * NM)
+    return context
+
+
+def evaluate(system: Union[openmm.System, openmm.Context], positions: np.ndarray, groups: int = -1,
+             parameters: Dict[str, float] = {}):
+    """Energy (kJ/mol) and forces (kJ/mol/nm) of a System (in a new Reference Context) or of a Context."""
+    context = system if isinstance(system, openmm.Context) else reference_context(system, positions)
     for name, value in parameters.items():
         context.setParameter(name, value)
     state = context.getState(getEnergy=True, getForces=True, groups=groups)
@@ -157,12 +164,13 @@ def test_interpolation_with_link_atoms(reference, potential, name):
     case, ts, positions = load_case(reference, name)
     mixed = potential.createMixedSystem(ts.topology, ts.system, case["ml_atoms"], interpolate=True)
     mm_energy, mm_forces = evaluate(ts.system, positions)
-    energy, forces = evaluate(mixed, positions, parameters={"lambda_interpolate": 0.0})
+    context = reference_context(mixed, positions)  # one Context for every lambda (each new one reloads the model)
+    energy, forces = evaluate(context, positions, parameters={"lambda_interpolate": 0.0})
     assert energy == pytest.approx(mm_energy, rel=1e-12, abs=1e-8)  # exactly the MM System
     np.testing.assert_allclose(forces, mm_forces, rtol=0, atol=1e-8 * np.abs(mm_forces).max())
     assert case["mm_energy"] == pytest.approx(mm_energy, rel=1e-12, abs=1e-8)
     for value, theirs in case["interpolated"]["lambda"].items():
-        ours, _ = evaluate(mixed, positions, parameters={"lambda_interpolate": float(value)})
+        ours, _ = evaluate(context, positions, parameters={"lambda_interpolate": float(value)})
         # openmm-ml's ML-ML Coulomb uses 138.935456 (ours CODATA 2018): 1e-8 relative of the pair energies
         assert ours == pytest.approx(theirs, rel=FLOAT32_REL, abs=1e-5), value
 

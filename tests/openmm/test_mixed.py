@@ -12,7 +12,7 @@ References used here, none produced by openmm_ani.mixed:
 import copy
 import itertools
 import math
-from typing import Dict, List, Tuple
+from typing import Dict, List, Tuple, Union
 
 import numpy as np
 import pytest
@@ -58,9 +58,20 @@ def residue_atoms(topology: app.Topology, names: Tuple[str, ...]) -> List[int]:
     return [a.index for a in topology.atoms() if a.residue.name in names]
 
 
-def evaluate(system: openmm.System, positions: np.ndarray, parameters: Dict[str, float] = {}, groups: int = -1):
+def reference_context(system: openmm.System, positions: np.ndarray) -> openmm.Context:
     context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
     context.setPositions(positions)
+    return context
+
+
+def evaluate(system: Union[openmm.System, openmm.Context], positions: np.ndarray, parameters: Dict[str, float] = {},
+             groups: int = -1):
+    """Energy, forces and parameter derivatives of a System (in a new Reference Context) or of a Context.
+
+    An interpolating System is evaluated at several lambdas in one Context: each new Context reloads
+    the TorchScript model, which dominated these tests' run time.
+    """
+    context = system if isinstance(system, openmm.Context) else reference_context(system, positions)
     for name, value in parameters.items():
         context.setParameter(name, value)
     state = context.getState(getEnergy=True, getForces=True, getParameterDerivatives=bool(parameters), groups=groups)
@@ -191,9 +202,10 @@ def test_lambda0_and_lambda1_implicit_solvent(potential, ani_reference, t4):
     positions = np.array(t4.positions.value_in_unit(NM))
     mixed = create_mixed_system(potential.model, t4.topology, t4.system, ml, interpolate=True)
     ref_energy, ref_forces, _ = evaluate(t4.system, positions)
-    energy, forces, _ = evaluate(mixed, positions, {"lambda_interpolate": 0.0})
+    context = reference_context(mixed, positions)
+    energy, forces, _ = evaluate(context, positions, {"lambda_interpolate": 0.0})
     assert_close(energy, forces, ref_energy, ref_forces)
-    energy, forces, _ = evaluate(mixed, positions, {"lambda_interpolate": 1.0})
+    energy, forces, _ = evaluate(context, positions, {"lambda_interpolate": 1.0})
     ref_energy, ref_forces = reference_lambda1(t4.system, t4.topology, positions, ml, ani_reference)
     assert_close(energy, forces, ref_energy, ref_forces)
 
@@ -234,9 +246,10 @@ def test_dudlambda_matches_finite_difference(potential, hostguest):
     ml, positions = host_guest_selection(hostguest)
     mixed = create_mixed_system(potential.model, hostguest.topology, hostguest.system, ml, interpolate=True)
     lam, h = 0.3, 1e-3
-    _, _, derivatives = evaluate(mixed, positions, {"lambda_interpolate": lam})
-    e_plus = evaluate(mixed, positions, {"lambda_interpolate": lam + h})[0]
-    e_minus = evaluate(mixed, positions, {"lambda_interpolate": lam - h})[0]
+    context = reference_context(mixed, positions)
+    _, _, derivatives = evaluate(context, positions, {"lambda_interpolate": lam})
+    e_plus = evaluate(context, positions, {"lambda_interpolate": lam + h})[0]
+    e_minus = evaluate(context, positions, {"lambda_interpolate": lam - h})[0]
     fd = (e_plus - e_minus) / (2 * h)
     assert abs(derivatives["lambda_interpolate"] - fd) <= 1e-6 * abs(fd)
     assert abs(fd) > 1.0  # the two end states differ: the derivative is not trivially zero
@@ -308,11 +321,12 @@ def test_openmm_ml_gives_the_same_energies(potential, hostguest):
     theirs = ml_potential.createMixedSystem(hostguest.topology, hostguest.system, ml, interpolate=True)
     ours = create_mixed_system(potential.model, hostguest.topology, hostguest.system, ml, interpolate=True)
     e_ours = evaluate(ours, positions, {"lambda_interpolate": 1.0})[0]
-    assert abs(e_ours - evaluate(theirs, positions, {"lambda_interpolate": 1.0})[0]) < 1e-3
+    their_context = reference_context(theirs, positions)
+    assert abs(e_ours - evaluate(their_context, positions, {"lambda_interpolate": 1.0})[0]) < 1e-3
     e_plain = evaluate(ml_potential.createMixedSystem(hostguest.topology, hostguest.system, ml), positions)[0]
     assert abs(evaluate(create_mixed_system(potential.model, hostguest.topology, hostguest.system, ml), positions)[0] - e_plain) < 1e-3
     e_mm = evaluate(hostguest.system, positions)[0]
-    assert abs(evaluate(theirs, positions, {"lambda_interpolate": 0.0})[0] - e_mm) < 0.05
+    assert abs(evaluate(their_context, positions, {"lambda_interpolate": 0.0})[0] - e_mm) < 0.05
 
 
 @pytest.mark.parametrize("method", ["CutoffPeriodic", "Ewald", "CutoffNonPeriodic"])
