@@ -42,6 +42,7 @@ import re
 import warnings
 from typing import Any, Dict, Iterable, List, Optional
 
+from .embedding.charge import warn_if_charged
 from .openmmtorch import require_torchforce_copies
 from .periodic import region_treatment
 from .potential import ANIPotential
@@ -171,6 +172,10 @@ class OpenMMANIPotentialImpl:
         if atom_list is not None:
             if not _openmmml_has_link_atoms():
                 _warn_cut_bonds(topology, atom_list)
+            if system.getNumParticles() >= topology.getNumAtoms():  # not openmm-ml's empty temporary System
+                region = set(atom_list)
+                cut = any((a.index in region) != (b.index in region) for a, b in topology.bonds())
+                warn_if_charged(system, [i for i in atom_list if i < topology.getNumAtoms()], cut=cut, stacklevel=4)
         force = potential.createForce(numbers, atoms=atom_list, periodic=treatment.periodic, make_whole=treatment.make_whole)
         force.setForceGroup(forceGroup)
         system.addForce(force)

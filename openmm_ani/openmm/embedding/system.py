@@ -38,6 +38,7 @@ from ...model import ANIModel
 from ..forces import create_module, create_torch_force
 from ..openmmtorch import require_torchforce_copies
 from ..topology import check_elements, validate_ml_atoms
+from .charge import warn_if_charged
 from .interpolation import custom_nonbonded_internal, interpolation_force, nonbonded_internal_forces
 from .linkatoms import BoundaryRules, check_cut_bonds_in_topology, create_link_atom_module, find_link_bonds
 from .surgery import BONDED_TYPES, UNCHANGED_TYPES, exclude_ml_pairs, remove_ml_pairs, split_bonded_terms
@@ -108,6 +109,12 @@ def create_mixed_system(
         System bonds across the boundary that the topology lacks.
     NotImplementedError
         ``interpolate`` with LJPME or parameter offsets on ML atoms.
+
+    Warns
+    -----
+    NetChargeWarning
+        The ML atoms' MM charges sum to more than 0.01 e (0.5 e for a region cut through bonds):
+        ANI-1ccx and ANI-1x know neutral molecules only (see :mod:`.charge`).
     openmm_ani.openmm.openmmtorch.TorchForceCopyError
         ``interpolate`` where the installed OpenMM cannot copy a TorchForce (it would crash).
     """
@@ -121,6 +128,7 @@ def create_mixed_system(
     if not links:
         check_cut_bonds_in_topology(topology, system, atoms)
     rules = BoundaryRules(topology, atoms) if links else None
+    warn_if_charged(system, atoms, cut=bool(links), stacklevel=3)
     if interpolate:
         require_torchforce_copies()  # the CustomCVForce copies the TorchForce
 
