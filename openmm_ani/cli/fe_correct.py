@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from ..simulation.inputs import IMPLICIT_SOLVENTS
+from .common import CommandError
 
 
 def register(subparsers: Any) -> None:
@@ -60,6 +61,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--pressure", type=float, help="atm, periodic inputs only (default: NVT)")
     p.add_argument("--minimize-iterations", type=int, default=500, help="MM minimiser iterations first (0: to convergence)")
     p.add_argument("--no-minimize", action="store_true", help="start from the input coordinates as they are")
+    p.add_argument("--allow-charged", action="store_true",
+                   help="run a ligand whose MM charges sum to a net charge (refused otherwise: ANI-1ccx and ANI-1x "
+                        "were trained on neutral molecules only)")
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -89,6 +93,15 @@ def load_leg(args: argparse.Namespace, leg: str) -> Any:
         ligand_resname=args.ligand_resname,
         implicit_solvent=None if args.implicit_solvent == "none" else args.implicit_solvent,
     )
+
+
+def refuse_charged_ligand(leg: Any) -> None:
+    """``CommandError`` naming the charge and atoms when the leg's ligand carries a net MM charge."""
+    from ..openmm.embedding.charge import charge_message, is_charged, ml_net_charge
+
+    charge = ml_net_charge(leg.system, leg.ml_atoms)
+    if is_charged(charge):
+        raise CommandError(f"{leg.name} leg: {charge_message(charge, leg.ml_atoms)}; pass --allow-charged to run it anyway")
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:
@@ -144,6 +157,9 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     complex_leg = load_leg(args, "complex")
     solvent_leg = load_leg(args, "solvent")
+    if not args.allow_charged:
+        for leg in (complex_leg, solvent_leg):
+            refuse_charged_ligand(leg)
     from ..freeenergy.convergence import verdict_lines
     from ..freeenergy.workflow import run_correction
 

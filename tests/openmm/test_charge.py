@@ -85,3 +85,26 @@ def test_openmmml_plugin_flags_the_charged_region(t4):
     potential = openmmml.MLPotential("ani1ccx-openmm-ani")
     warnings_seen = caught(lambda: potential.createMixedSystem(topology, system, glu))
     assert len(warnings_seen) == 1 and "-1.000 e" in str(warnings_seen[0].message)
+
+
+def test_fe_correct_refuses_a_charged_ligand_unless_allowed(t4, tmp_path, capsys, monkeypatch):
+    from openmm_ani.cli import main
+
+    from openmm_inputs import COMPLEX_CRD
+
+    topology, _ = t4
+    glu = ",".join(str(i) for i in residue(topology, "GLU", 5))
+    legs = [arg for leg in ("complex", "solvent") for arg in (f"--{leg}-prmtop", COMPLEX_PRMTOP, f"--{leg}-coords",
+                                                              COMPLEX_CRD, f"--{leg}-ligand-atoms", glu)]
+    out = tmp_path / "fe"
+    assert main(["fe-correct", *legs, "--implicit-solvent", "OBC2", "--output", str(out)]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("openmm-ani: error: complex leg: the ML region (atoms ") and "-1.000 e" in line
+    assert "--allow-charged" in line and not out.exists()
+    # with the flag, the run goes on to the correction (replaced here by a stub that records its ligand)
+    from openmm_ani.freeenergy import workflow
+
+    seen = []
+    monkeypatch.setattr(workflow, "run_correction", lambda complex_leg, *rest, **options: seen.append(complex_leg.ml_atoms))
+    assert main(["fe-correct", *legs, "--implicit-solvent", "OBC2", "--output", str(out), "--allow-charged"]) == 0
+    assert seen == [[int(i) for i in glu.split(",")]]
