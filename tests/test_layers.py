@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #: Rank of each top-level part of the package (a module may import ranks <= its own).
 RANKS: Dict[str, int] = {
-    "units": 0, "files": 0, "argtypes": 0,
+    "units": 0, "files": 0, "argtypes": 0, "interrupts": 0, "resume": 0,
     "model": 1, "kernels": 1,
     "formats": 2, "models": 2,
     "openmm": 3, "reporter": 3, "serialization": 3, "": 3,  # "" is openmm_ani/__init__.py
@@ -30,9 +30,9 @@ RANKS: Dict[str, int] = {
     "cli": 6, "__main__": 6,
 }
 #: What the training subpackage may import from openmm_ani.
-TRAINING_MAY_IMPORT = {"units", "files", "argtypes", "model", "kernels", "formats", "models", "training"}
+TRAINING_MAY_IMPORT = {"units", "files", "argtypes", "interrupts", "resume", "model", "kernels", "formats", "models", "training"}
 #: Parts of the package that must not import the OpenMM library (pure PyTorch/NumPy).
-NO_OPENMM = {"units", "files", "argtypes", "model", "kernels", "formats", "models"}
+NO_OPENMM = {"units", "files", "argtypes", "interrupts", "resume", "model", "kernels", "formats", "models"}
 
 
 def package_modules() -> Iterator[Tuple[str, str]]:

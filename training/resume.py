@@ -14,6 +14,7 @@ import os
 from typing import Any, Dict, List, Mapping
 
 from openmm_ani.files import write_text
+from openmm_ani.resume import raise_if_different, settings_differences
 
 #: The record's file name inside a work directory.
 RECORD = "run.json"
@@ -24,25 +25,6 @@ AFRESH = "--overwrite, or a new --output/--work-dir"
 def _leftovers(work_dir: str) -> List[str]:
     """Files of an earlier run in ``work_dir`` (member checkpoints, member models, learning curves)."""
     return sorted(name for name in os.listdir(work_dir) if name.startswith(("member_", "history_")))
-
-
-def differences(stored: Mapping[str, Any], requested: Mapping[str, Any]) -> List[str]:
-    """``"key: stored X, now Y"`` for every setting that differs (long values abbreviated, structures as "key differs")."""
-    out = []
-    for key in sorted(set(stored) | set(requested)):
-        old, new = stored.get(key, "(not set)"), requested.get(key, "(not set)")
-        if old == new:
-            continue
-        if isinstance(old, (dict, list)) and isinstance(new, (dict, list)) and len(json.dumps([old, new])) > 80:
-            out.append(f"{key} differs")
-        else:
-            out.append(f"{key}: stored {_short(old)}, now {_short(new)}")
-    return out
-
-
-def _short(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return text if len(text) <= 40 else text[:31] + "..."
 
 
 def prepare_work_dir(work_dir: str, settings: Dict[str, Any], overwrite: bool, is_main: bool = True) -> None:
@@ -78,12 +60,8 @@ def prepare_work_dir(work_dir: str, settings: Dict[str, Any], overwrite: bool, i
                 stored = json.load(handle)
         except json.JSONDecodeError as error:
             raise ValueError(f"{path} is not valid JSON ({error}); start afresh with {AFRESH}") from None
-        found = differences(stored, settings)
-        if found:
-            raise ValueError(
-                f"{work_dir} holds a training run with other settings ({'; '.join(found)}); rerun with the same "
-                f"settings to continue it, or start afresh with {AFRESH}"
-            )
+        raise_if_different(settings_differences(stored, settings), f"{work_dir} holds a training run with other settings",
+                           f"rerun with the same settings to continue it, or start afresh with {AFRESH}")
         return
     if _leftovers(work_dir):
         raise ValueError(f"{work_dir} holds member files ({', '.join(_leftovers(work_dir)[:3])}...) but no {RECORD} "

@@ -3,57 +3,25 @@
 With the ANI force in openmm-torch's C++ ``TorchForce`` no Python runs inside an MD step, so
 Python's ``KeyboardInterrupt`` is raised between OpenMM calls. Raised in the middle of an
 openmmtools iteration it would leave the reporter file at its last checkpoint (still valid,
-the iterations since are redone), but it would waste them; :class:`GracefulInterrupt` therefore
-turns the first SIGINT into a request that the loops honour at their next checkpoint (replica
-exchange) or after the current switch (switching), after which they save and raise
-``KeyboardInterrupt``. A second SIGINT raises at once. The physics of a run never depends on
-when it was interrupted: a resumed run continues from saved states.
+the iterations since are redone), but it would waste them; the workflow therefore runs its legs
+under :func:`openmm_ani.interrupts.deferred_interrupts`, whose first SIGINT is a request the
+loops honour at their next checkpoint (replica exchange) or after the current switch
+(switching), after which they save and raise ``KeyboardInterrupt``. A second SIGINT raises at
+once. The physics of a run never depends on when it was interrupted: a resumed run continues
+from saved states.
 
 Under MPI every rank receives the signal; :func:`stop_requested` combines the ranks' flags
 so that all ranks stop at the same point.
 """
 
-import logging
-import signal
-import threading
-from types import FrameType
-from typing import Any, Callable, Optional
+from typing import Callable
 
-logger = logging.getLogger(__name__)
-
-
-class GracefulInterrupt:
-    """Context manager deferring the first Ctrl-C (SIGINT) to the caller's next safe point.
-
-    Outside the main thread (where signal handlers cannot be installed) it does nothing and
-    Ctrl-C raises ``KeyboardInterrupt`` as usual.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
-        self._installed = False
-
-    def _handler(self, signum: int, frame: Optional[FrameType]) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        logger.warning("interrupt: stopping at the next checkpoint (press Ctrl-C again to stop now)")
-
-    def __enter__(self) -> "GracefulInterrupt":
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-            self._installed = True
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous)
-            self._installed = False
-
-
-#: A callable telling a loop to stop at its next safe point (e.g. ``GracefulInterrupt``'s flag).
+#: A callable telling a loop to stop at its next safe point (e.g. an
+#: :class:`openmm_ani.interrupts.InterruptRequest`).
 StopFlag = Callable[[], bool]
+
+#: What the workflow logs on the first Ctrl-C (the next checkpoint may be minutes away).
+NOTICE = "interrupt: stopping at the next checkpoint (press Ctrl-C again to stop now)"
 
 
 def never() -> bool:

@@ -20,6 +20,7 @@ import openmm
 from openmm import unit
 
 from ..files import sha256_of
+from ..resume import raise_if_different, settings_differences
 from .settings import ProtocolSettings
 
 #: Version of the stored layout; a directory written by another version is not resumed.
@@ -57,32 +58,27 @@ def record(settings: ProtocolSettings, fingerprints: Dict[str, Dict[str, Any]]) 
     return {"layout_version": LAYOUT_VERSION, "settings": settings.to_dict(), "inputs": fingerprints}
 
 
-def _short(value: Any) -> str:
-    text = json.dumps(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+#: Leg fingerprints shown as what changed, not by value (hashes, the table of input files).
+_OPAQUE = {
+    "files": lambda a, b: "input files changed ({})".format(
+        ", ".join(sorted(k for k in set(a or {}) | set(b or {}) if (a or {}).get(k) != (b or {}).get(k)))),
+    "system_sha256": lambda a, b: "system changed",
+    "positions_sha256": lambda a, b: "positions changed",
+}
+#: How a difference of the correction's settings reads ("seed 2024 -> 7").
+_ARROW = "{key} {old} -> {new}"
 
 
 def differences(stored: Dict[str, Any], current: Dict[str, Any]) -> List[str]:
     """Human-readable differences that forbid continuing ``stored`` with ``current`` (both :func:`record` dicts)."""
     if stored.get("layout_version") != LAYOUT_VERSION:
         return [f"the directory was written by another openmm-ani version (layout {stored.get('layout_version', 1)})"]
-    found = []
     old = ProtocolSettings(**stored["settings"]).determining()
     new = ProtocolSettings(**current["settings"]).determining()
-    for key in sorted(set(old) | set(new)):
-        if old.get(key) != new.get(key):
-            found.append(f"{key} {_short(old.get(key))} -> {_short(new.get(key))}")
+    found = settings_differences(old, new, template=_ARROW, quote_strings=True)
     for leg in sorted(set(stored["inputs"]) | set(current["inputs"])):
-        a, b = stored["inputs"].get(leg, {}), current["inputs"].get(leg, {})
-        for key in sorted(set(a) | set(b)):
-            if a.get(key) != b.get(key):
-                if key in ("ligand_atoms", "ligand_elements", "n_particles"):
-                    found.append(f"{leg} {key} {_short(a.get(key))} -> {_short(b.get(key))}")
-                elif key == "files":
-                    changed = sorted(k for k in set(a.get(key, {})) | set(b.get(key, {})) if a.get(key, {}).get(k) != b.get(key, {}).get(k))
-                    found.append(f"{leg} input files changed ({', '.join(changed)})")
-                else:
-                    found.append(f"{leg} {key.replace('_sha256', '')} changed")
+        found += settings_differences(stored["inputs"].get(leg, {}), current["inputs"].get(leg, {}), prefix=f"{leg} ",
+                                      template=_ARROW, quote_strings=True, custom=_OPAQUE)
     return found
 
 
@@ -106,10 +102,8 @@ def check_resumable(output_dir: str, current: Dict[str, Any]) -> Optional[Dict[s
         return None
     with open(path) as stream:
         stored = json.load(stream)
-    found = differences(stored, current)
-    if found:
-        raise ValueError(f"{output_dir} holds a run with other settings or inputs ({'; '.join(found)}): "
-                         "rerun with --overwrite to start afresh, or choose a new --output")
+    raise_if_different(differences(stored, current), f"{output_dir} holds a run with other settings or inputs",
+                       "rerun with --overwrite to start afresh, or choose a new --output")
     return stored
 
 

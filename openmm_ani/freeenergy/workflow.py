@@ -31,7 +31,8 @@ from ..files import write_text
 from ..openmm.topology import validate_ml_atoms
 from .convergence import correction_verdict, leg_target, leg_verdict
 from .equilibrium import broadcast, is_root
-from .interrupt import GracefulInterrupt, StopFlag, never
+from ..interrupts import deferred_interrupts
+from .interrupt import NOTICE, StopFlag, never
 from .results import binding_correction, kt_kcal_per_mol, leg_summary, write_json
 from .resume import check_resumable, clear_output, leg_fingerprint, ligand_elements, record
 from .settings import ProtocolSettings
@@ -357,9 +358,9 @@ def run_correction(
     if problem is not None:
         raise ValueError(problem)
     legs: Dict[str, Any] = {}
-    with GracefulInterrupt() as interrupt:
+    with deferred_interrupts(NOTICE) as interrupt:
         for leg in (complex_leg, solvent_leg):
-            legs[leg.name] = run_leg(leg, settings, output_dir, progress, stop=lambda: interrupt.requested)
+            legs[leg.name] = run_leg(leg, settings, output_dir, progress, stop=interrupt)
     if not is_root():
         return None
     correction = binding_correction(legs[complex_leg.name]["summary"], legs[solvent_leg.name]["summary"], mm_binding_kcal_per_mol)

@@ -6,7 +6,7 @@ A job state file (``<output>.chk``) holds, written atomically in one file
 * the **settings and input fingerprints** that determine the trajectory (time step, temperature,
   seed, platform, report interval, the SHA-256 of every input file, the model, the ML
   selection...). A run resumes only when they equal the requested ones; otherwise
-  :func:`check_resumable` lists the differences;
+  :func:`check_resumable` lists the differences (:func:`openmm_ani.resume.settings_differences`);
 * the **step** reached and the **size in bytes of every output file** at that step, so that a
   resumed run cuts away anything written after the checkpoint (a frame half-written when the
   process was killed) and continues the files exactly where the checkpoint left them;
@@ -19,9 +19,10 @@ checkpoint bytes.
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, Mapping
 
 from ..files import PathLike, atomic_write
+from ..resume import raise_if_different, settings_differences
 
 #: First line of a job state file (with the layout version).
 MAGIC = b"openmm-ani md checkpoint 1\n"
@@ -88,21 +89,6 @@ def read_job_state(path: PathLike) -> JobState:
     return state
 
 
-def settings_differences(stored: Mapping[str, Any], requested: Mapping[str, Any]) -> List[str]:
-    """``"key: stored X, now Y"`` for every setting that differs (missing on either side included)."""
-    differences = []
-    for key in sorted(set(stored) | set(requested)):
-        old, new = stored.get(key, "(not set)"), requested.get(key, "(not set)")
-        if old != new:
-            differences.append(f"{key}: stored {_short(old)}, now {_short(new)}")
-    return differences
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def check_resumable(path: PathLike, stored: Mapping[str, Any], requested: Mapping[str, Any], afresh: str) -> None:
     """Raise ``ValueError`` listing the differences when ``stored`` and ``requested`` settings differ.
 
@@ -115,9 +101,6 @@ def check_resumable(path: PathLike, stored: Mapping[str, Any], requested: Mappin
     afresh
         How to start afresh instead (e.g. ``"--overwrite or a new --output"``).
     """
-    differences = settings_differences(stored, requested)
-    if differences:
-        raise ValueError(
-            f"{os.fspath(path)} belongs to a run with other settings or inputs ({'; '.join(differences)}); "
-            f"rerun with the same ones to continue it, or start afresh with {afresh}"
-        )
+    raise_if_different(settings_differences(stored, requested),
+                       f"{os.fspath(path)} belongs to a run with other settings or inputs",
+                       f"rerun with the same ones to continue it, or start afresh with {afresh}")

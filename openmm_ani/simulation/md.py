@@ -10,7 +10,7 @@ the settings and input fingerprints the trajectory depends on (:mod:`.checkpoint
 ``resume=True`` continues from it — same step count, output files cut back to the checkpoint
 and appended — when the settings and inputs are the same; ``steps`` is the total, so a larger
 value extends a finished run. Without ``resume`` or ``overwrite`` a job refuses to write over
-the files of an earlier one. Ctrl-C stops the job between steps (:mod:`.interrupts`), after a
+the files of an earlier one. Ctrl-C stops the job between steps (:mod:`openmm_ani.interrupts`), after a
 checkpoint of the state it reached.
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 from .checkpoint import JobState, check_resumable, read_job_state, write_job_state
-from .interrupts import deferred_interrupts
+from ..interrupts import deferred_interrupts
 from .outputs import KINDS, MDOutputs, TrajectoryReporter
 
 logger = logging.getLogger(__name__)

@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from openmm_ani.files import write_text
+from openmm_ani.resume import raise_if_different, settings_differences
 
 from .levels import (
     CBS_KEY, CC_DZ_KEY, CC_TZ_KEY, DFT_KEY, HF_DZ_KEY, HF_TZ_KEY, CCSettings, DFTSettings, cbs_two_point,
@@ -104,6 +105,10 @@ def load_existing(out_path: str) -> Tuple[Groups, Dict[str, Any]]:
     return groups, meta
 
 
+#: How a difference of the stored label settings reads.
+_STORED_REQUESTED = "{key}: stored {old}, requested {new}"
+
+
 def _settings_record(dft: DFTSettings, ccs: CCSettings) -> Dict[str, Any]:
     return {
         "dft": {**asdict(dft), "key": DFT_KEY, "functional": "wB97X (Chai & Head-Gordon 2008, libxc 464)"},
@@ -121,16 +126,11 @@ def check_resumable(out_path: str, meta: Mapping[str, Any], dft: DFTSettings, cc
     differences = []
     for part in ("dft", "cc"):
         stored = meta.get(part)
-        if stored is None:
-            continue
-        for key, value in requested[part].items():
-            if key in stored and stored[key] != value:
-                differences.append(f"{part}.{key}: stored {stored[key]!r}, requested {value!r}")
-    if differences:
-        raise ValueError(
-            f"{out_path} holds labels made with other settings ({'; '.join(differences)}); "
-            "use a new output file, or remove it to start afresh"
-        )
+        if isinstance(stored, Mapping):
+            differences += settings_differences(stored, requested[part], prefix=f"{part}.", template=_STORED_REQUESTED,
+                                                common_keys_only=True)
+    raise_if_different(differences, f"{out_path} holds labels made with other settings",
+                       "use a new output file, or remove it to start afresh")
 
 
 def check_sampling(out_path: str, meta: Mapping[str, Any], sampling: Optional[Mapping[str, Any]]) -> None:
@@ -143,13 +143,10 @@ def check_sampling(out_path: str, meta: Mapping[str, Any], sampling: Optional[Ma
     stored = meta.get("sampling")
     if not sampling or not isinstance(stored, Mapping):
         return
-    differences = [f"sampling.{key}: stored {stored[key]!r}, requested {value!r}"
-                   for key, value in sampling.items() if key in stored and stored[key] != value]
-    if differences:
-        raise ValueError(
-            f"{out_path} holds conformations sampled with other settings or inputs ({'; '.join(differences)}); "
-            "use a new output file, or remove it to start afresh"
-        )
+    raise_if_different(settings_differences(stored, sampling, prefix="sampling.", template=_STORED_REQUESTED,
+                                            common_keys_only=True),
+                       f"{out_path} holds conformations sampled with other settings or inputs",
+                       "use a new output file, or remove it to start afresh")
 
 
 def _attach_jobs(out_path: str, jobs: Sequence[MoleculeJob], groups: Groups, meta: Mapping[str, Any]) -> Dict[str, str]:
