@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #: Rank of each top-level part of the package (a module may import ranks <= its own).
 RANKS: Dict[str, int] = {
-    "units": 0, "files": 0, "argtypes": 0, "interrupts": 0, "resume": 0,
+    "units": 0, "files": 0, "argtypes": 0, "interrupts": 0, "resume": 0, "thirdparty": 0,
     "model": 1, "kernels": 1,
     "formats": 2, "models": 2,
     "openmm": 3, "reporter": 3, "serialization": 3, "": 3,  # "" is openmm_ani/__init__.py

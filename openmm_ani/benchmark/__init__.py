@@ -13,8 +13,6 @@ processes hits all of them; the table gives each engine's median and range over 
 openmm-ml / openmm-ani of medians, the ML/MM cost over MM, and the energy difference at the start.
 """
 
-import contextlib
-import io
 import statistics
 import sys
 import time
@@ -23,6 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 
 import torch
 
+from ..thirdparty import stdout_to_debug
 from .systems import CASES, Case, build_case, openmmml_available
 
 TIMESTEP_FS = 0.5
@@ -83,7 +82,7 @@ def run_case(case: Case, threads_label: str, torch_threads: int, openmm_threads:
     timings: Dict[str, Timing] = {}
     torch.set_num_threads(torch_threads)
     for engine, build in case.builders.items():
-        with contextlib.redirect_stdout(io.StringIO()):  # TorchANI prints its resource path
+        with stdout_to_debug(f"building the {engine} System"):  # TorchANI prints its resource path
             system = build()
         context = make_context(system, case.positions, openmm_threads)
         timings[engine] = Timing(case.name, engine, threads_label, potential_energy(context))

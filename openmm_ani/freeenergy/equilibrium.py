@@ -25,6 +25,7 @@ import numpy as np
 import openmm
 from openmmtools import mcmc
 
+from ..thirdparty import stdout_to_debug
 from .analysis import MIN_EFFECTIVE, MBARResult, analyze_storage, mbar_from_energies, read_samples
 from .interrupt import StopFlag, never, stop_requested
 from .settings import ProtocolSettings
@@ -105,7 +106,8 @@ def _new_sampler(system: openmm.System, positions: Any, box_vectors: Any, lambda
     # openmmtools resumes from the last checkpoint: every stopping point is one.
     interval = math.gcd(settings.n_iterations, settings.check_interval) if settings.n_iterations else settings.check_interval
     reporter = multistate.MultiStateReporter(storage, checkpoint_interval=interval)
-    sampler.create(thermodynamic_states, sampler_state, reporter, metadata={"lambdas": [float(v) for v in lambdas]})
+    with stdout_to_debug("openmmtools ReplicaExchangeSampler.create"):  # its citation block
+        sampler.create(thermodynamic_states, sampler_state, reporter, metadata={"lambdas": [float(v) for v in lambdas]})
     return sampler, reporter, (thermodynamic_states[0], sampler_state)
 
 
@@ -196,7 +198,8 @@ def run_replica_exchange(
     if os.path.exists(storage):
         logger.info("resuming replica exchange from %s", storage)
         reporter = multistate.MultiStateReporter(storage, open_mode="r+")
-        sampler = multistate.ReplicaExchangeSampler.from_storage(reporter)
+        with stdout_to_debug("openmmtools ReplicaExchangeSampler.from_storage"):  # its citation block
+            sampler = multistate.ReplicaExchangeSampler.from_storage(reporter)
     else:
         sampler, reporter, warm_with = _new_sampler(system, positions, box_vectors, lambdas, settings, storage, move)
     # One cache for energies and propagation (one Context per process), platform chosen here.
