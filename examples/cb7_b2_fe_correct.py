@@ -12,11 +12,16 @@ Cost on the 2-core development CPU: the MM box alone runs at about 20 ms/step; t
 lambda windows add the guest's ANI force. The windows come from a pilot run; each leg runs
 until the target or the time budget and resumes from ``output``.
 
-Usage: python examples/cb7_b2_fe_correct.py [--output DIR] [--seed N] [--max-time-min M] [--target-error E] [--platform P]
+Usage: python examples/cb7_b2_fe_correct.py [--output DIR] [--seed N] [--max-time-min M] [--target-error E] [--platform P] [--quick]
+
+``--quick`` runs the smallest protocol that still goes through every step (solvent-box
+equilibration, pilot, windows, replica exchange and switching in both legs, analysis,
+``results.json`` and ``summary.json``) in about a minute; its numbers are not converged.
 """
 
 import argparse
 import copy
+import dataclasses
 import json
 import os
 import sys
@@ -36,6 +41,15 @@ DATA = os.path.join(os.path.dirname(openmmtools.__file__), "data", "cb7-b2")
 PRMTOP = os.path.join(DATA, "complex-explicit.prmtop")
 INPCRD = os.path.join(DATA, "complex-explicit.inpcrd")
 CUTOFF = 0.9 * unit.nanometer
+#: MM NPT steps (2 fs) that equilibrate the host-free solvent box: 10 ps.
+SOLVENT_NPT_STEPS = 5000
+#: ``--quick``: a few steps of every part of the protocol (a smoke test, not a result).
+QUICK_SETTINGS = dict(
+    n_iterations=4, steps_per_iteration=5, check_interval=2, n_switches=2, switching_steps=10, equilibration_steps=10,
+    steps_between_switches=5, pilot_lambdas=[0.0, 0.5, 1.0], pilot_samples=3, pilot_steps_per_sample=2,
+    pilot_equilibration_steps=2, max_states=2, n_bootstrap=20, minimize_iterations=20,
+)
+QUICK_SOLVENT_NPT_STEPS = 20
 
 
 def remove_particles(system: openmm.System, drop: Set[int]) -> openmm.System:
@@ -84,7 +98,7 @@ def remove_particles(system: openmm.System, drop: Set[int]) -> openmm.System:
     return new
 
 
-def legs(directory: str, seed: int, platform: str) -> Tuple[LegInput, LegInput]:
+def legs(directory: str, seed: int, platform: str, npt_steps: int = SOLVENT_NPT_STEPS) -> Tuple[LegInput, LegInput]:
     prmtop = app.AmberPrmtopFile(PRMTOP)
     inpcrd = app.AmberInpcrdFile(INPCRD)
     box = inpcrd.boxVectors
@@ -100,14 +114,16 @@ def legs(directory: str, seed: int, platform: str) -> Tuple[LegInput, LegInput]:
     modeller.delete([a for a in prmtop.topology.atoms() if a.index in set(host)])
     solvent_system = remove_particles(system, set(host))
     guest_solvent = [a.index for a in modeller.topology.atoms() if a.residue.name == "B2"]
-    positions, box = equilibrated_solvent(solvent_system, modeller.positions, box, os.path.join(directory, "solvent_npt.xml"), seed, platform)
+    positions, box = equilibrated_solvent(solvent_system, modeller.positions, box, os.path.join(directory, "solvent_npt.xml"), seed, platform,
+                                          npt_steps)
     modeller.topology.setPeriodicBoxVectors(box)
     solvent_system.setDefaultPeriodicBoxVectors(*box)
     solvent_leg = LegInput("solvent", modeller.topology, solvent_system, positions, guest_solvent, box, files=files)
     return complex_leg, solvent_leg
 
 
-def equilibrated_solvent(system: openmm.System, positions: Any, box: Any, path: str, seed: int, platform: str) -> Tuple[Any, List[Any]]:
+def equilibrated_solvent(system: openmm.System, positions: Any, box: Any, path: str, seed: int, platform: str,
+                         steps: int = SOLVENT_NPT_STEPS) -> Tuple[Any, List[Any]]:
     """MM NPT equilibration of the host-free box (fills the host's cavity); stored in ``path`` and reused."""
     if not os.path.exists(path):
         work = copy.deepcopy(system)
@@ -117,9 +133,9 @@ def equilibrated_solvent(system: openmm.System, positions: Any, box: Any, path: 
         context = openmm.Context(work, integrator, openmm.Platform.getPlatformByName(platform))
         context.setPeriodicBoxVectors(*box)
         context.setPositions(positions)
-        openmm.LocalEnergyMinimizer.minimize(context, maxIterations=500)
+        openmm.LocalEnergyMinimizer.minimize(context, maxIterations=500 if steps >= SOLVENT_NPT_STEPS else 20)
         context.setVelocitiesToTemperature(300 * unit.kelvin, seed)
-        integrator.step(5000)  # 10 ps (the barostat keeps relaxing the box during sampling)
+        integrator.step(steps)  # 10 ps by default (the barostat keeps relaxing the box during sampling)
         write_text(path, openmm.XmlSerializer.serialize(context.getState(getPositions=True, enforcePeriodicBox=False)))
     with open(path) as stream:
         state = openmm.XmlSerializer.deserialize(stream.read())
@@ -135,6 +151,8 @@ def main() -> None:
     parser.add_argument("--platform", default="CPU")
     parser.add_argument("--n-iterations", type=int, default=2000)
     parser.add_argument("--n-switches", type=int, default=200)
+    parser.add_argument("--quick", action="store_true",
+                        help="smallest protocol through every step (solvent equilibration, pilot, both legs, analysis): about a minute")
     args = parser.parse_args()
     os.makedirs(args.output, exist_ok=True)
     settings = ProtocolSettings(
@@ -146,8 +164,10 @@ def main() -> None:
         target_error_kcal_per_mol=args.target_error * unit.kilocalorie_per_mole, max_time_s=args.max_time_min * unit.minute,
         minimize=True, minimize_iterations=500, platform=args.platform, seed=args.seed,
     )
+    if args.quick:
+        settings = dataclasses.replace(settings, **QUICK_SETTINGS)
     torch.set_num_threads(1)
-    complex_leg, solvent_leg = legs(args.output, args.seed, args.platform)
+    complex_leg, solvent_leg = legs(args.output, args.seed, args.platform, QUICK_SOLVENT_NPT_STEPS if args.quick else SOLVENT_NPT_STEPS)
     results = run_correction(complex_leg, solvent_leg, settings, args.output)
     if results is None:
         return

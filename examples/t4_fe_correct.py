@@ -15,10 +15,15 @@ time budget, and the run resumes from ``output`` (run it again to extend). The s
         --solvent-prmtop ligand.prmtop --solvent-coords ligand-minimized.crd --ligand-resname TMP \\
         --implicit-solvent OBC2 --output t4_fe --target-error 0.3 --max-time 2h
 
-Usage: python examples/t4_fe_correct.py [--output DIR] [--seed N] [--max-time-min M] [--target-error E] [--platform P]
+Usage: python examples/t4_fe_correct.py [--output DIR] [--seed N] [--max-time-min M] [--target-error E] [--platform P] [--quick]
+
+``--quick`` runs the smallest protocol that still goes through every step (pilot, 2-3 windows,
+replica exchange and switching in both legs, analysis, ``results.json`` and ``summary.json``) in
+about a minute; its numbers are not converged.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -36,6 +41,12 @@ DATA = os.path.join(os.path.dirname(openmmtools.__file__), "data", "T4-lysozyme-
 MM_BINDING_KCAL_PER_MOL = -4.60
 #: GB/nonbonded cutoff of the complex.
 GB_CUTOFF = 1.0 * unit.nanometer
+#: ``--quick``: a few steps of every part of the protocol (a smoke test, not a result).
+QUICK_SETTINGS = dict(
+    n_iterations=4, steps_per_iteration=5, check_interval=2, n_switches=2, switching_steps=10, equilibration_steps=10,
+    steps_between_switches=5, pilot_lambdas=[0.0, 0.5, 1.0], pilot_samples=3, pilot_steps_per_sample=2,
+    pilot_equilibration_steps=2, max_states=3, n_bootstrap=20,
+)
 
 
 def leg(name: str, prmtop_file: str, crd_file: str, cutoff: bool) -> LegInput:
@@ -56,6 +67,8 @@ def main() -> None:
     parser.add_argument("--target-error", type=float, default=0.3, help="ddG uncertainty target, kcal/mol")
     parser.add_argument("--platform", default="CPU")
     parser.add_argument("--n-iterations", type=int, default=2000)
+    parser.add_argument("--quick", action="store_true",
+                        help="smallest protocol through every step (pilot, 2-3 windows, both legs, analysis): about a minute")
     args = parser.parse_args()
     settings = ProtocolSettings(
         n_iterations=args.n_iterations,
@@ -78,6 +91,8 @@ def main() -> None:
         platform=args.platform,
         seed=args.seed,
     )
+    if args.quick:
+        settings = dataclasses.replace(settings, **QUICK_SETTINGS)
     torch.set_num_threads(1)  # the ligand's TorchForce runs inside OpenMM's threads
     results = run_correction(
         leg("complex", "complex.prmtop", "complex-minimized.crd", cutoff=True),

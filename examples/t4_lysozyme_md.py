@@ -18,7 +18,7 @@ import torch
 from openmm import app, unit
 
 import openmm_ani
-from openmm_ani.benchmark import openmmtools_data
+from openmm_ani.benchmark.systems import openmmtools_data
 from openmm_ani.reporter import EnsembleDisagreementReporter
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
