@@ -43,20 +43,47 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of ``openmm-ani``; returns the exit status."""
+    """Entry point of ``openmm-ani``; returns the exit status.
+
+    Ctrl-C at any point, start-up included (building the parser, a command's imports), ends
+    with the one line ``openmm-ani: interrupted`` and exit status 130.
+    """
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:
+        _forget_interrupt_seen_by_cpython()
+        emit(f"{PROG}: interrupted", sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _forget_interrupt_seen_by_cpython() -> None:
+    """Keep exit status 130 for an interrupt that :func:`main` handled.
+
+    CPython (3.11) notes a ``KeyboardInterrupt`` that leaves code run by ``PyRun_String`` and
+    friends, as extension modules do while they are imported, as "unhandled", even when Python
+    code above catches it, and then ends the process by SIGINT at exit (status -2 instead of
+    130). Ctrl-C while torch is imported did that now and then. The note is reset here (best
+    effort: nothing where the interpreter lacks it).
+    """
+    try:
+        import ctypes
+
+        ctypes.c_int.in_dll(ctypes.pythonapi, "_Py_UnhandledKeyboardInterrupt").value = 0
+    except (ImportError, ValueError, AttributeError, OSError):  # another interpreter or build
+        pass
+
+
+def _run(argv: Optional[Sequence[str]]) -> int:
+    """Parse ``argv`` and run its command (see :func:`main`)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # --help, --version (0) and usage errors (1, already reported)
         return int(stop.code or 0)
-    from ..thirdparty import quiet_third_party
-
-    quiet_third_party()  # other packages' banners and notices stay off the output (see openmm_ani.thirdparty)
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        emit(f"{PROG}: interrupted", sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:  # to main(), before expected_errors() runs: it imports the OpenMM layer, whose import
+        raise                  # the interrupt may have cut short (torch half-initialised: another error, a traceback)
     except BrokenPipeError:  # the reader of stdout went away (`openmm-ani energy ... | head -2`): stop quietly
         quiet_stdout()
         return EXIT_BROKEN_PIPE

@@ -10,10 +10,6 @@ compared with ~3e5 kcal/mol of absolute ANI-MM offset: wrong units or signs fail
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import openmm
@@ -24,6 +20,8 @@ from openmm import app, unit
 import openmm_ani.models
 from openmm_ani.cli import main
 from openmm_ani.units import HARTREE_TO_KCAL_PER_MOL, NM_TO_ANGSTROM
+
+from interruptible import start
 
 openmmtools = pytest.importorskip("openmmtools")
 from openmmtools import multistate  # noqa: E402
@@ -154,15 +152,11 @@ def test_fe_correct_ctrl_c_exits_130_and_resumes(tmp_path):
     legs = [arg for leg in ("complex", "solvent") for arg in (f"--{leg}-prmtop", os.path.join(t4, "ligand.prmtop"),
                                                               f"--{leg}-coords", os.path.join(t4, "ligand-minimized.crd"))]
     legs += ["--ligand-resname", "TMP"]
-    command = [sys.executable, "-m", "openmm_ani", "fe-correct", *legs, "--output", str(out), *protocol]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
     storage = out / "complex" / "replica_exchange.nc"
-    deadline = time.monotonic() + 300
-    while not storage.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=300)
-    assert process.returncode == 130, err[-2000:]
+    with start("fe-correct", *legs, "--output", str(out), *protocol) as child:
+        child.wait_until(storage.exists, timeout=300, poll=0.2)  # the legs run under the deferring handler
+        code, _, err = child.interrupt(timeout=300)
+    assert code == 130, err[-2000:]
     assert "interrupted" in err
     assert not (out / "results.json").exists()
     reporter = multistate.MultiStateReporter(str(storage), open_mode="r")

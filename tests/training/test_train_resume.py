@@ -8,10 +8,6 @@ a fresh directory (training on the CPU is deterministic for a given seed).
 """
 
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -21,6 +17,7 @@ from openmm_ani.formats import load_spec
 from openmm_ani.training.checkpoint import load_checkpoint
 from openmm_ani.training.data import write_h5
 
+from interruptible import start
 from test_training_support import MOLECULES, analytic_energy_forces
 
 
@@ -163,16 +160,10 @@ def test_ctrl_c_leaves_a_resumable_checkpoint(data_file, tmp_path):
     argv[argv.index("--members") + 1] = "1"
     argv = argv[:-2]
     checkpoint = tmp_path / "model.npz.work" / "member_0.ckpt"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    process = subprocess.Popen([sys.executable, "-m", "openmm_ani"] + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=env)
-    deadline = time.time() + 120
-    while time.time() < deadline and process.poll() is None and not checkpoint.exists():
-        time.sleep(0.05)
-    time.sleep(0.3)  # a few more epochs
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=120)
-    assert process.returncode == 130, err
+    with start(*argv) as child:
+        child.wait_until(checkpoint.exists, timeout=120)  # written atomically: an epoch is done
+        code, _, err = child.interrupt(timeout=120)
+    assert code == 130, err
     assert err.strip().splitlines()[-1] == "openmm-ani: interrupted" and "Traceback" not in err
     assert not output.exists()
     assert not [name for name in os.listdir(checkpoint.parent) if name.endswith(".tmp")]
