@@ -80,6 +80,9 @@ def _run(argv: Optional[Sequence[str]]) -> int:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # --help, --version (0) and usage errors (1, already reported)
         return int(stop.code or 0)
+    from ..thirdparty import quiet_third_party
+
+    quiet_third_party()  # other packages' banners and notices stay off the output (see openmm_ani.thirdparty)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:  # to main(), before expected_errors() runs: it imports the OpenMM layer, whose import
