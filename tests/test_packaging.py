@@ -344,7 +344,7 @@ BROKEN = [
     ("capitalised name", "    - tqdm", "    - TQDM", "not a normalised conda name"),
     ("bad version", 'version: "0.1.0"', 'version: "0.1..0"', "package:"),
     ("bad selector", "  number: 0", "  number: 0  # [linuxx and ]", "selector [linuxx and ]"),
-    ("bad entry point", "openmm-ani = openmm_ani.cli:main", "openmm-ani = openmm_ani.cli.main", "build/entry_points"),
+    ("bad entry point", "openmm-ani = openmm_ani.__main__:run", "openmm-ani = openmm_ani.__main__.run", "build/entry_points"),
 ]
 
 

@@ -202,6 +202,15 @@ def check_row(command: str, folder: str, stdout: str) -> None:
         context.setPositions(x * 0.1)
         energy = context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
         assert energy == pytest.approx(float(torchani_hartree(z, x[None])[0]) * HARTREE_TO_KJ, abs=0.02)
+    elif command == "openmm-ani info":
+        import openmm
+        import torch
+
+        from openmm_ani import kernels
+
+        lines = dict(line.split(": ", 1) for line in stdout.splitlines())
+        assert lines["torch"] == torch.__version__ and lines["openmm"] == openmm.__version__
+        assert lines["C++ kernels"].startswith("available" if kernels.available() else "NOT available")
     else:
         raise AssertionError(f"README command row {command!r} has no check: add one to tests/test_readme.py")
 

@@ -51,26 +51,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return _run(argv)
     except KeyboardInterrupt:
-        _forget_interrupt_seen_by_cpython()
         emit(f"{PROG}: interrupted", sys.stderr)
         return EXIT_INTERRUPTED
 
 
-def _forget_interrupt_seen_by_cpython() -> None:
-    """Keep exit status 130 for an interrupt that :func:`main` handled.
+def import_the_stack() -> None:
+    """Import torch, OpenMM and openmm-torch with Ctrl-C deferred until they are loaded.
 
-    CPython (3.11) notes a ``KeyboardInterrupt`` that leaves code run by ``PyRun_String`` and
-    friends, as extension modules do while they are imported, as "unhandled", even when Python
-    code above catches it, and then ends the process by SIGINT at exit (status -2 instead of
-    130). Ctrl-C while torch is imported did that now and then. The note is reset here (best
-    effort: nothing where the interpreter lacks it).
+    A ``KeyboardInterrupt`` raised inside an extension module's import can leave it half
+    initialised (another error and a traceback follow), and CPython 3.11 then records it as
+    unhandled and ends the process by SIGINT at exit (status -2) even after :func:`main` caught
+    it. So the interrupt waits for these imports (about 1.5 s at most) and is raised here, in
+    Python code, afterwards: one line and status 130 as at any other moment.
     """
-    try:
-        import ctypes
+    from ..interrupts import deferred_interrupts
 
-        ctypes.c_int.in_dll(ctypes.pythonapi, "_Py_UnhandledKeyboardInterrupt").value = 0
-    except (ImportError, ValueError, AttributeError, OSError):  # another interpreter or build
-        pass
+    with deferred_interrupts() as request:
+        import openmm  # noqa: F401
+        import torch  # noqa: F401  (before openmm-torch)
+
+        from ..openmm.openmmtorch import import_openmmtorch
+
+        import_openmmtorch()
+    if request.requested:
+        raise KeyboardInterrupt
 
 
 def _run(argv: Optional[Sequence[str]]) -> int:
@@ -83,6 +87,7 @@ def _run(argv: Optional[Sequence[str]]) -> int:
     from ..thirdparty import quiet_third_party
 
     quiet_third_party()  # other packages' banners and notices stay off the output (see openmm_ani.thirdparty)
+    import_the_stack()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:  # to main(), before expected_errors() runs: it imports the OpenMM layer, whose import
