@@ -35,9 +35,11 @@ install-test: install
 demo: install
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(VPY) examples/t4_lysozyme_md.py $(DEMO_ARGS)
 
-# pytest's exit status 5 (no tests collected) is a failure too
+# pytest's exit status 5 (no tests collected) is a failure too. One pytest worker per core (pytest-xdist), each
+# test file on one worker (module fixtures built once), one torch/OpenMP thread each.
+PYTEST_WORKERS ?= auto
 test: install-test
-	OMP_NUM_THREADS=1 $(VPY) -m pytest -q; status=$$?; \
+	OMP_NUM_THREADS=1 $(VPY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
 # What `pip install openmm-ani` does from the sdist: `pip wheel` with build isolation, the wheel installed into a
