@@ -16,6 +16,8 @@ from typing import List, Optional, Sequence
 
 import openmm
 
+from ..topology import check_atom_indices
+
 #: Largest |net charge| (e) of a whole-molecule ML region that counts as neutral.
 NEUTRAL_TOLERANCE_E = 0.01
 #: Largest |net charge| (e) of a region cut through bonds (link atoms) that counts as neutral: below half an
@@ -28,7 +30,11 @@ class NetChargeWarning(UserWarning):
 
 
 def ml_net_charge(system: openmm.System, atoms: Sequence[int]) -> Optional[float]:
-    """Sum of the ML atoms' charges (e) in ``system``'s ``NonbondedForce``; ``None`` without one."""
+    """Sum of the ML atoms' charges (e) in ``system``'s ``NonbondedForce``; ``None`` without one.
+
+    Raises ``ValueError`` naming the indices when ``atoms`` are not valid particle indices of ``system``.
+    """
+    atoms = check_atom_indices(atoms, system.getNumParticles(), "ML atom")
     forces = [f for f in system.getForces() if isinstance(f, openmm.NonbondedForce)]
     if not forces:
         return None
