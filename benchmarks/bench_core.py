@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Model path benchmark: ms per energy + forces call of the ANI-1ccx ensemble, openmm-ani vs TorchANI 2.9.
 
-For p-xylene (18 atoms), alanine dipeptide (22) and periodic water boxes of about 255, 1k, 3k and
-10k atoms it times one energy + forces evaluation of the 8-member ensemble on CPU, one thread
+For the project's benchmark cases (:mod:`openmm_ani.benchmark.systems`) ``pxylene`` (18 atoms),
+``alanine`` (22) and the periodic water boxes ``water-255``, ``water-1k``, ``water-3k`` and
+``water-10k`` it times one energy + forces evaluation of the 8-member ensemble on CPU, one thread
 (``torch.set_num_threads(1)``) and torch's default threads, for
 
 * ``openmm-ani``: ``openmm_ani.models.load("ani1ccx").energies_and_forces(...)`` — the fused C++
@@ -17,12 +18,10 @@ The engines run alternately, in ``--rounds`` rounds; each round's figure is the 
 TorchANI 2.9 / openmm-ani of their medians. Energies of every engine are checked against
 openmm-ani's before timing. Then the cost per atom from 1k to 10k atoms (flat = linear).
 
-    python benchmarks/bench_core.py [--quick] [--double] [--rounds 2] [--systems pxylene water_1k]
+    python benchmarks/bench_core.py [--quick] [--double] [--rounds 2] [--systems pxylene water-1k]
 """
 
 import argparse
-import contextlib
-import io
 import os
 import platform
 import statistics
@@ -36,40 +35,22 @@ import torch
 
 import openmm_ani
 from openmm_ani import kernels
+from openmm_ani.benchmark.systems import build_case
 from openmm_ani.model.fused import FusedANI
-from openmm_ani.units import NM_TO_ANGSTROM
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import setup_torchani29  # noqa: E402  (benchmark helper next to this file)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REFERENCE = os.path.join(ROOT, "tests", "data", "ani_reference.npz")
-#: Water box edges (nm) giving about 255, 1k, 3k and 10k atoms.
-WATER_EDGES_NM = {"water_255": 1.4, "water_1k": 2.21, "water_3k": 3.18, "water_10k": 4.75}
-SYSTEMS = ["pxylene", "alanine_dipeptide"] + list(WATER_EDGES_NM)
+#: The cases timed (names of :data:`openmm_ani.benchmark.systems.CASES`); ``--quick`` leaves out the last.
+SYSTEMS = ["pxylene", "alanine", "water-255", "water-1k", "water-3k", "water-10k"]
 
 System = Tuple[str, np.ndarray, np.ndarray, Optional[np.ndarray]]
 Call = Callable[[], Tuple[torch.Tensor, torch.Tensor]]
 
 
-def molecule(name: str) -> System:
-    with np.load(REFERENCE) as data:
-        return name, data[f"{name}__atomic_numbers"], data[f"{name}__positions"], None
-
-
-def water_box(name: str) -> System:
-    import openmm.unit as unit
-
-    with contextlib.redirect_stdout(io.StringIO()):  # openmmtools/pymbar print notices on import
-        from openmmtools import testsystems
-
-    water = testsystems.WaterBox(box_edge=WATER_EDGES_NM[name] * unit.nanometer)
-    z = np.array([a.element.atomic_number for a in water.topology.atoms()], dtype=np.int64)
-    x = np.asarray(water.positions.value_in_unit(unit.nanometer)) * NM_TO_ANGSTROM
-    cell = np.array([[v.value_in_unit(unit.nanometer) for v in vec]
-                     for vec in water.system.getDefaultPeriodicBoxVectors()]) * NM_TO_ANGSTROM
-    frac = x @ np.linalg.inv(cell)
-    return name, z, (frac - np.floor(frac)) @ cell, cell  # wrapped, as TorchANI expects
+def model_system(name: str) -> System:
+    """``(name, atomic numbers, positions Å, cell Å or None)`` of a benchmark case."""
+    return (name, *build_case(name, with_peer=False).model_inputs())
 
 
 def engines(system: System, dtype: torch.dtype, peer_model) -> Dict[str, Call]:
@@ -134,7 +115,7 @@ def main() -> None:
     except ImportError as error:
         print(f"# TorchANI 2.9 not available ({error}); timing openmm-ani only")
         torchani29, scripted_open, scripted_periodic, peer_version = None, None, None, "not set up"
-    chosen = args.systems or [s for s in SYSTEMS if not (args.quick and s == "water_10k")]
+    chosen = args.systems or [s for s in SYSTEMS if not (args.quick and s == "water-10k")]
     print(f"# openmm-ani {openmm_ani.__version__} model path: ANI-1ccx 8-member ensemble, energy + forces, "
           f"{'float64' if args.double else 'float32'}, CPU")
     print(f"# torch {torch.__version__}, TorchANI {peer_version} (TorchScript, to_infer_model, cell list for boxes), "
@@ -145,7 +126,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|")
     per_atom: Dict[int, Dict[int, float]] = {}
     for name in chosen:
-        system = molecule(name) if name in ("pxylene", "alanine_dipeptide") else water_box(name)
+        system = model_system(name)
         n = len(system[1])
         peer = scripted_open if system[3] is None else scripted_periodic
         calls = engines(system, dtype, peer)

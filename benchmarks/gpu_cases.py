@@ -1,145 +1,31 @@
-"""Systems and measurements of ``benchmarks/gpu_check.py`` (CUDA platform vs Reference, MD speed).
+"""Measurements of ``benchmarks/gpu_check.py`` (CUDA platform vs Reference, MD speed).
 
-Each case builds one OpenMM System from openmmtools' data files with the public openmm-ani API
-(``ANIPotential.createSystem`` / ``createMixedSystem``) and, where openmm-ml is installed, the same
-system with openmm-ml's own ANI (``MLPotential("ani1ccx")``) as the speed peer:
-
-* ``pxylene``: p-xylene (18 atoms) in vacuum, pure ANI-1ccx;
-* ``alanine-water``: alanine dipeptide with ANI-1ccx in TIP3P water (MM, PME), 2269 atoms;
-* ``waterbox``: a periodic box of TIP3P-geometry waters (about 2.5k atoms), pure ANI-1ccx;
-* ``t4-mlmm``: T4 lysozyme L99A (Amber, GB-OBC2) with p-xylene by ANI-1ccx (2621 atoms).
+The systems are the project's benchmark cases (:mod:`openmm_ani.benchmark.systems`, the same names
+everywhere): ``pxylene``, ``alanine-water``, ``water-2.5k`` and ``t4-mlmm``, with openmm-ml's own ANI
+(``MLPotential("ani1ccx")``) as the speed peer where it is installed.
 
 Energies are kJ/mol, forces kJ/mol/nm, times ms/step of 1 fs Langevin MD.
 """
 
-import contextlib
-import importlib.util
-import io
-import os
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
+from openmm_ani.benchmark.systems import Case, build_case, openmmml_available, openmmtools_data  # noqa: F401
+
 #: Parity tolerances (energy kJ/mol, force relative to the largest force), as the CPU tests use.
 TOLERANCES: Dict[str, Tuple[float, float]] = {"double": (1e-6, 1e-9), "single": (0.25, 5e-4)}
-#: Waters in the periodic ANI box (3 atoms each).
-WATERBOX_WATERS = 830
 TIMESTEP_FS = 1.0
-
-
-@dataclass
-class Case:
-    """A test system: topology, positions, and a System builder per engine and precision."""
-
-    name: str
-    topology: Any
-    positions: Any
-    build: Callable[[str], Any]
-    peer: Optional[Callable[[], Any]] = None
-    #: Scale of the energy tolerance (periodic boxes have |E| ~ 20x a molecule's).
-    energy_scale: float = 1.0
-
-
-def openmmtools_data(*parts: str) -> str:
-    """Path of a file in openmmtools' data folder."""
-    spec = importlib.util.find_spec("openmmtools")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("openmmtools is not installed: its data files are needed")
-    return os.path.join(list(spec.submodule_search_locations)[0], "data", *parts)
-
-
-def _openmmml() -> Any:
-    from openmm_ani.openmm.openmmtorch import import_openmmtorch
-
-    import_openmmtorch()
-    with contextlib.redirect_stdout(io.StringIO()):
-        import openmmml
-    return openmmml
+#: The cases of the GPU check (names of :data:`openmm_ani.benchmark.systems.CASES`).
+GPU_CASES: Tuple[str, ...] = ("pxylene", "alanine-water", "water-2.5k", "t4-mlmm")
+#: The box case, whose Reference-platform double run takes minutes on 2 cores (built only in a dry run).
+BOX_CASE = "water-2.5k"
 
 
 def peer_available() -> bool:
     """Whether openmm-ml with TorchANI (its ANI backend) can be the peer."""
-    return importlib.util.find_spec("openmmml") is not None and importlib.util.find_spec("torchani") is not None
-
-
-def pxylene() -> Case:
-    from openmm import app
-
-    from openmm_ani import ANIPotential
-
-    pdb = app.PDBFile(openmmtools_data("T4-lysozyme-L99A-implicit", "ligand.pdb"))
-    return Case(
-        "pxylene", pdb.topology, pdb.positions,
-        lambda precision: ANIPotential("ani1ccx", precision=precision).createSystem(pdb.topology),
-        lambda: _openmmml().MLPotential("ani1ccx").createSystem(pdb.topology),
-    )
-
-
-def alanine_water() -> Case:
-    from openmm import app, unit
-
-    from openmm_ani import ANIPotential
-
-    prmtop = app.AmberPrmtopFile(openmmtools_data("alanine-dipeptide-explicit", "alanine-dipeptide.prmtop"))
-    crd = app.AmberInpcrdFile(openmmtools_data("alanine-dipeptide-explicit", "alanine-dipeptide.crd"))
-    topology = prmtop.topology
-    topology.setPeriodicBoxVectors(crd.boxVectors)
-    solute = [a.index for a in topology.atoms() if a.residue.name not in ("HOH", "WAT")]
-
-    def mm() -> Any:
-        system = prmtop.createSystem(nonbondedMethod=app.PME, nonbondedCutoff=0.9 * unit.nanometer, constraints=app.HBonds)
-        system.setDefaultPeriodicBoxVectors(*crd.boxVectors)
-        return system
-
-    return Case(
-        "alanine-water", topology, crd.positions,
-        lambda precision: ANIPotential("ani1ccx", precision=precision).createMixedSystem(topology, mm(), solute),
-        lambda: _openmmml().MLPotential("ani1ccx").createMixedSystem(topology, mm(), solute),
-    )
-
-
-def waterbox(waters: int = WATERBOX_WATERS) -> Case:
-    from openmm import app
-
-    from openmm_ani import ANIPotential
-
-    modeller = app.Modeller(app.Topology(), [])
-    modeller.addSolvent(app.ForceField("amber14/tip3p.xml"), model="tip3p", numAdded=waters, neutralize=False)
-    topology = modeller.topology
-    return Case(
-        "waterbox", topology, modeller.positions,
-        lambda precision: ANIPotential("ani1ccx", precision=precision).createSystem(topology),
-        lambda: _openmmml().MLPotential("ani1ccx").createSystem(topology),
-        energy_scale=20.0,
-    )
-
-
-def t4_mlmm() -> Case:
-    from openmm import app, unit
-
-    from openmm_ani import ANIPotential
-
-    prmtop = app.AmberPrmtopFile(openmmtools_data("T4-lysozyme-L99A-implicit", "complex.prmtop"))
-    positions = app.AmberInpcrdFile(openmmtools_data("T4-lysozyme-L99A-implicit", "complex.crd")).positions
-    topology = prmtop.topology
-    ligand = [a.index for a in topology.atoms() if a.residue.name == "TMP"]
-
-    def mm() -> Any:
-        return prmtop.createSystem(nonbondedMethod=app.CutoffNonPeriodic, nonbondedCutoff=1.5 * unit.nanometer,
-                                   constraints=app.HBonds, implicitSolvent=app.OBC2)
-
-    return Case(
-        "t4-mlmm", topology, positions,
-        lambda precision: ANIPotential("ani1ccx", precision=precision).createMixedSystem(topology, mm(), ligand),
-        lambda: _openmmml().MLPotential("ani1ccx").createMixedSystem(topology, mm(), ligand),
-    )
-
-
-CASES: Dict[str, Callable[[], Case]] = {
-    "pxylene": pxylene, "alanine-water": alanine_water, "waterbox": waterbox, "t4-mlmm": t4_mlmm,
-}
+    return openmmml_available()
 
 
 def platform_properties(platform: str, precision: str) -> Dict[str, str]:
@@ -228,10 +114,7 @@ def md_speed(system: Any, case: Case, platform: str, precision: str, steps: int)
 def speed_rows(case: Case, platform: str, steps: int, with_peer: bool) -> List[Dict[str, Any]]:
     """MD speed of openmm-ani (single precision) and, when available, openmm-ml on ``platform``."""
     rows = []
-    engines: List[Tuple[str, Callable[[], Any]]] = [("openmm-ani", lambda: case.build("single"))]
-    if with_peer and case.peer is not None:
-        engines.append(("openmm-ml", case.peer))
-    for engine, build in engines:
+    for engine, build in case.engines("single", with_peer).items():
         ms = md_speed(build(), case, platform, "single", steps)
         rows.append({"case": case.name, "engine": engine, "platform": platform, "ms_per_step": ms,
                      "ns_per_day": TIMESTEP_FS * 1e-6 / (ms * 1e-3 / 86400.0)})

@@ -104,15 +104,15 @@ def step_parity(args: argparse.Namespace) -> Dict[str, Any]:
     import gpu_cases
 
     platform = "CUDA" if args.cuda else "CPU"
-    names = ["pxylene", "alanine-water", "waterbox"] if args.cuda else ["pxylene", "alanine-water"]
+    names = gpu_cases.GPU_CASES[:3] if args.cuda else gpu_cases.GPU_CASES[:2]
     rows = []
     for name in names:
-        case = gpu_cases.CASES[name]()
+        case = gpu_cases.build_case(name)
         for precision in ("single", "double"):
             rows.append(gpu_cases.parity(case, platform, precision))
     result: Dict[str, Any] = {"platform": platform, "rows": rows, "ok": all(r["ok"] for r in rows)}
     if not args.cuda:
-        gpu_cases.CASES["waterbox"]().build("single")  # built, not evaluated: its Reference double run takes minutes on 2 cores
+        gpu_cases.build_case(gpu_cases.BOX_CASE).build("single")  # built, not evaluated: its Reference double run takes minutes on 2 cores
         result["skipped"] = "no CUDA device: CPU platform compared with Reference instead; the water box was built only"
     return result
 
@@ -121,13 +121,13 @@ def step_md_speed(args: argparse.Namespace) -> Dict[str, Any]:
     import gpu_cases
 
     if not args.cuda:
-        for name in gpu_cases.CASES:
-            gpu_cases.CASES[name]()
+        for name in gpu_cases.GPU_CASES:
+            gpu_cases.build_case(name)
         return {"skipped": "no CUDA device: the systems were built, no MD timed"}
     rows = []
     with_peer = gpu_cases.peer_available()
-    for name, make in gpu_cases.CASES.items():
-        rows.extend(gpu_cases.speed_rows(make(), "CUDA", args.steps, with_peer))
+    for name in gpu_cases.GPU_CASES:
+        rows.extend(gpu_cases.speed_rows(gpu_cases.build_case(name, with_peer), "CUDA", args.steps, with_peer))
     return {"rows": rows, "peer": "openmm-ml (TorchANI)" if with_peer else "not installed"}
 
 

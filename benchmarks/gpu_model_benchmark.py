@@ -34,7 +34,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE = os.path.join(ROOT, "tests", "data", "ani_reference.npz")
 BUNDLE = os.path.join(ROOT, ".torchani29", "bundle")
-WATER_ATOMS = {"water_255": 255, "water_1k": 1053, "water_3k": 3072, "water_10k": 10125}
+WATER_ATOMS = {"water-255": 255, "water-1k": 1053, "water-3k": 3180, "water-10k": 10467}
 
 
 def import_model_layers():

@@ -1,9 +1,10 @@
 """``openmm-ani benchmark``: MD speed (ms/step) of reference systems on the CPU platform, next to openmm-ml.
 
-Cases (:mod:`.systems`; Langevin, 0.5 fs, OpenMM CPU platform): p-xylene in vacuum (18 atoms, pure
-ANI), alanine dipeptide in vacuum (22 atoms, pure ANI), alanine dipeptide ANI + TIP3P water MM (2269
-atoms, mechanical embedding) with the MM-only time of the same system, a 255-atom periodic water
-box, and water boxes of about 1k, 3k and 10k atoms (pure ANI, periodic).
+Cases (:mod:`.systems`, the project's one set of benchmark systems; Langevin, 0.5 fs, OpenMM CPU
+platform), by default :data:`~.systems.CPU_CASES`: ``pxylene`` and ``alanine`` in vacuum (pure ANI),
+``alanine-water`` (ANI solute in TIP3P water by MM, 2269 atoms) with the MM-only time of the same
+system, and the periodic water boxes ``water-255``, ``water-1k``, ``water-3k``, ``water-10k`` (pure
+ANI); ``t4-mlmm`` and ``water-2.5k`` on request.
 
 Every case runs with one thread (``torch.set_num_threads(1)``, CPU platform ``Threads=1``) and with
 the defaults (nothing set). The engines of a case — openmm-ani, openmm-ml 1.7 with TorchANI 2.2.4
@@ -22,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 import torch
 
 from ..thirdparty import stdout_to_debug
-from .systems import CASES, Case, build_case, openmmml_available
+from .systems import CASES, CPU_CASES, Builder, Case, build_case, openmmml_available
 
 TIMESTEP_FS = 0.5
 WARMUP_STEPS = 10
@@ -75,13 +76,13 @@ def time_steps(context: Any, steps: int) -> float:
     return 1000.0 * (time.perf_counter() - start) / steps
 
 
-def run_case(case: Case, threads_label: str, torch_threads: int, openmm_threads: Optional[int], steps: int,
-             rounds: int) -> List[Timing]:
-    """Alternating rounds of every engine of ``case`` with one thread setting."""
+def run_case(case: Case, engines: Dict[str, Builder], threads_label: str, torch_threads: int,
+             openmm_threads: Optional[int], steps: int, rounds: int) -> List[Timing]:
+    """Alternating rounds of the ``engines`` (name -> System builder) of ``case`` with one thread setting."""
     contexts: Dict[str, Any] = {}
     timings: Dict[str, Timing] = {}
     torch.set_num_threads(torch_threads)
-    for engine, build in case.builders.items():
+    for engine, build in engines.items():
         with stdout_to_debug(f"building the {engine} System"):  # TorchANI prints its resource path
             system = build()
         context = make_context(system, case.positions, openmm_threads)
@@ -110,7 +111,7 @@ def run_benchmarks(
     Parameters
     ----------
     cases
-        Subset of :data:`~.systems.CASES` (default all).
+        Names from :data:`~.systems.CASES` (default :data:`~.systems.CPU_CASES`).
     steps
         Timed MD steps per round for the 255-atom box and smaller systems; larger boxes run
         proportionally fewer (at least 3).
@@ -134,7 +135,7 @@ def run_benchmarks(
         For unknown case names or non-positive counts.
     """
     stream = sys.stdout if out is None else out
-    chosen = list(CASES) if not cases else list(cases)
+    chosen = list(CPU_CASES) if not cases else list(cases)
     unknown = [c for c in chosen if c not in CASES]
     if unknown:
         raise ValueError(f"unknown benchmark case(s) {unknown}; choose from {', '.join(CASES)}")
@@ -159,13 +160,12 @@ def run_benchmarks(
     results: List[Timing] = []
     try:
         for name in chosen:
-            case = build_case(name, precision, with_openmmml)
-            if case.num_atoms > peer_max_atoms:
-                case.builders.pop("openmm-ml", None)
+            case = build_case(name, with_openmmml)
+            engines = case.engines(precision, with_peer=case.num_atoms <= peer_max_atoms)
             count = steps if case.num_atoms <= 300 else max(3, int(steps * 300 / case.num_atoms))
             settings = [("1", 1, 1), ("default", default_threads, threads if threads > 0 else None)]
             for label, torch_threads, openmm_threads in settings:
-                for timing in run_case(case, label, torch_threads, openmm_threads, count, rounds):
+                for timing in run_case(case, engines, label, torch_threads, openmm_threads, count, rounds):
                     results.append(timing)
                     ns_day = TIMESTEP_FS * 1e-6 / (timing.median * 1e-3 / 86400.0)
                     say(f"{name:<14} {timing.engine:<11} {label:>7} {timing.median:>8.2f} {timing.span:>15} "

@@ -6,12 +6,17 @@ from typing import Any
 
 from ..argtypes import non_negative_int, positive_int
 
+#: :data:`openmm_ani.benchmark.systems.CASES` and ``CPU_CASES``, spelled out so that the CLI parser does not import
+#: torch (tests/cli/test_cli.py checks that they agree).
+CASES_HELP = ("cases among: pxylene alanine alanine-water t4-mlmm water-255 water-1k water-2.5k water-3k water-10k "
+              "(default: pxylene alanine alanine-water water-255 water-1k water-3k water-10k)")
+
 
 def register(subparsers: Any) -> None:
     """Add the ``benchmark`` subcommand."""
     bench = subparsers.add_parser("benchmark", help="ms/step and ns/day of reference systems")
     bench.add_argument("--cases", nargs="+", default=None,
-                       help="subset of: pxylene alanine alanine-water waterbox water-1k water-3k water-10k (default all)")
+                       help=CASES_HELP)
     bench.add_argument("--steps", type=positive_int, default=100,
                        help="timed steps per round for systems up to 300 atoms, fewer for larger ones (default 100)")
     bench.add_argument("--rounds", type=positive_int, default=2, help="alternating rounds per engine (default 2)")

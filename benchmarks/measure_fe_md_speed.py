@@ -10,11 +10,11 @@ The same file runs under the current code (ANI in openmm-torch's C++ ``TorchForc
 worktree of that commit with OpenMM 8.6.1 first on ``PYTHONPATH``, alternating with the current
 code, and compare the printed lines (the MM-only figure normalises the two OpenMM versions)::
 
-    python scripts/measure_fe_md_speed.py                       # current code
+    python benchmarks/measure_fe_md_speed.py                       # current code
     git worktree add /tmp/old e7d8654 && pip install --target /tmp/omm86 --no-deps openmm==8.6.1
-    (cd /tmp/old && PYTHONPATH=/tmp/omm86:/tmp/old python /path/to/scripts/measure_fe_md_speed.py)
+    (cd /tmp/old && PYTHONPATH=/tmp/omm86:/tmp/old python /path/to/benchmarks/measure_fe_md_speed.py)
 
-Usage: python scripts/measure_fe_md_speed.py [--steps N] [--threads T] [--nocutoff]
+Usage: python benchmarks/measure_fe_md_speed.py [--steps N] [--threads T] [--nocutoff]
 """
 
 import argparse

@@ -14,9 +14,9 @@ collective variables (the TorchForce included). This script prints
 
 Part 2 runs under the current code and under an older checkout (``run_replica_exchange`` with
 ``settings.n_states``), so the same file measures before and after:
-``(cd old-worktree && PYTHONPATH=. python /path/to/scripts/measure_fe_serialization.py --part 2)``.
+``(cd old-worktree && PYTHONPATH=. python /path/to/benchmarks/measure_fe_serialization.py --part 2)``.
 
-Usage: python scripts/measure_fe_serialization.py [--part 1|2|all]
+Usage: python benchmarks/measure_fe_serialization.py [--part 1|2|all]
 """
 
 import argparse
