@@ -22,6 +22,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .ti import MIN_SAMPLES_PER_WINDOW, NOT_ENOUGH_SAMPLES, ti_from_energies
+
 logger = logging.getLogger(__name__)
 
 #: Neighbour overlap (MBAR overlap-matrix element) below which a pair of windows needs more windows between them.
@@ -58,7 +60,10 @@ class MBARResult:
     n_effective
         Number of decorrelated iterations used (each gives one sample per window).
     message
-        Why MBAR failed, or ``""``.
+        Why MBAR failed or has no error estimate (``d_delta_f_kt`` NaN: fewer than
+        :data:`~openmm_ani.freeenergy.ti.MIN_SAMPLES_PER_WINDOW` decorrelated iterations), or ``""``.
+    ti
+        ``TIResult.to_dict()`` of the same decorrelated iterations (:mod:`.ti`).
     """
 
     status: str
@@ -74,6 +79,7 @@ class MBARResult:
     n_effective: float
     message: str = ""
     history: List[Dict[str, float]] = field(default_factory=list)
+    ti: Dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> Dict[str, Any]:
         """JSON-ready dict."""
@@ -147,7 +153,8 @@ def mbar_from_energies(energies: np.ndarray, states: np.ndarray, lambdas: Sequen
     n_k = np.bincount(sampled, minlength=n_states)
     spreads = neighbour_spreads(u_kn, sampled)
     base = dict(lambdas=[float(v) for v in lambdas], n_iterations=int(n_iterations - 1), n_equilibration_iterations=t0,
-                statistical_inefficiency=g, n_effective=float(len(indices)), neighbour_spread_kt=spreads)
+                statistical_inefficiency=g, n_effective=float(len(indices)), neighbour_spread_kt=spreads,
+                ti=ti_from_energies(energies, states, lambdas, indices).to_dict())
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -155,7 +162,12 @@ def mbar_from_energies(energies: np.ndarray, states: np.ndarray, lambdas: Sequen
             result = mbar.compute_free_energy_differences()
             overlap = np.asarray(mbar.compute_overlap()["matrix"])
         delta_f, d_delta_f = float(result["Delta_f"][0, -1]), float(result["dDelta_f"][0, -1])
-        if not (math.isfinite(delta_f) and math.isfinite(d_delta_f)):
+        message = ""
+        if n_k.min() < MIN_SAMPLES_PER_WINDOW:  # pymbar's error of one sample per window is 0 or noise
+            d_delta_f = float("nan")
+            message = (f"{NOT_ENOUGH_SAMPLES}: {n_k.min()} decorrelated iteration(s), at least {MIN_SAMPLES_PER_WINDOW} "
+                       f"needed for an error estimate")
+        elif not (math.isfinite(delta_f) and math.isfinite(d_delta_f)):
             raise ParameterError(f"MBAR gave a non-finite estimate ({delta_f} +- {d_delta_f})")
     except (ParameterError, np.linalg.LinAlgError, FloatingPointError) as error:
         logger.warning("MBAR failed: %s", error)
@@ -168,7 +180,7 @@ def mbar_from_energies(energies: np.ndarray, states: np.ndarray, lambdas: Sequen
             history.append({"iteration": int(stop - 1), "delta_f_kt": part.delta_f_kt, "d_delta_f_kt": part.d_delta_f_kt})
         history.append({"iteration": int(n_iterations - 1), "delta_f_kt": delta_f, "d_delta_f_kt": d_delta_f})
     return MBARResult(
-        status="ok", delta_f_kt=delta_f, d_delta_f_kt=d_delta_f, overlap=overlap.tolist(),
+        status="ok", delta_f_kt=delta_f, d_delta_f_kt=d_delta_f, overlap=overlap.tolist(), message=message,
         neighbour_overlaps=[float(overlap[i, i + 1]) for i in range(n_states - 1)], history=history,
         **base,  # type: ignore[arg-type]
     )

@@ -108,6 +108,12 @@ def test_verdict_converged_with_the_pilot_schedule(tmp_path, pilot):
     verdict = leg_verdict("analytic", summary, mbar.to_dict(), switching.to_dict(), kt, 0.5, 1.0, mbar.n_iterations)
     assert verdict["converged"], verdict
     assert verdict["checks"]["mbar_bar_agreement"]["passed"] and verdict["checks"]["neighbour_overlap"]["passed"]
+    # TI over the same windows (issue 16): equal to MBAR and to the analytic dF within their errors; the
+    # slope-corrected rule's own error on these 9-10 geometric windows is below 0.23 kT (test_ti.py)
+    ti = mbar.ti
+    assert ti["status"] == "ok" and verdict["checks"]["mbar_ti_agreement"]["passed"]
+    assert abs(ti["delta_f_kt"] - EXACT_DF) < 3 * ti["d_delta_f_kt"] + 0.23, ti
+    assert abs(ti["delta_f_kt"] - mbar.delta_f_kt) < 2 * math.hypot(ti["d_delta_f_kt"], mbar.d_delta_f_kt) + ti["discretisation_kt"]
     overall = correction_verdict({"analytic": verdict}, summary["d_delta_g_kcal_per_mol"], 0.5)
     assert overall["converged"] and not overall["advice"], overall
 
