@@ -86,7 +86,12 @@ template <typename T>
 void aev_gradient_range(const AEVSpec& spec, const Environment<T>& env, const int64_t* species,
                         const int64_t* row_of, int64_t begin, int64_t end, const T* aev_grad, T* gradient);
 
-// NeuroChem activation `code` (5 Gaussian, 9 CELU with alpha 0.1) applied in place to n values;
+// NeuroChem activation codes, as openmm_ani/model/networks.py names them.
+constexpr int64_t ACTIVATION_GAUSSIAN = 5;
+constexpr int64_t ACTIVATION_IDENTITY = 6;
+constexpr int64_t ACTIVATION_CELU = 9;  // alpha 0.1
+
+// NeuroChem activation `code` (ACTIVATION_GAUSSIAN or ACTIVATION_CELU) applied in place to n values;
 // writes its derivative unless `derivative` is null.
 template <typename T>
 void activate(int64_t code, T* values, T* derivative, int64_t n);

@@ -23,11 +23,6 @@ namespace {
 
 using at::Tensor;
 
-// NeuroChem activation codes (model/networks.py).
-constexpr int64_t GAUSSIAN = 5;
-constexpr int64_t IDENTITY = 6;
-constexpr int64_t CELU = 9;
-
 //: Centre atoms per parallel chunk of the AEV stages.
 constexpr int64_t AEV_GRAIN = 64;
 //: Atoms (rows) per parallel chunk of the network matrix products.
@@ -35,16 +30,19 @@ constexpr int64_t ROW_GRAIN = 32;
 //: Fewest atoms of an element for which the backward pass uses the transposed weights.
 constexpr int64_t TRANSPOSED_MIN_ROWS = 8;
 
-// Apply the activation in place (contiguous values); return the derivative buffer (empty for the
-// identity or when no gradient is needed).
+// Applies activation `code` in place; with need_gradient, its derivative goes into `derivative`, which
+// is resized (allocated once per layer and element, reused by the members) and left empty for the
+// identity.
 template <typename T>
-std::vector<T> activate_values(T* values, int64_t count, int64_t code, bool need_gradient) {
-    std::vector<T> derivative;
-    if (code == IDENTITY) return derivative;
-    TORCH_CHECK(code == CELU || code == GAUSSIAN, "openmm_ani kernel: unsupported activation code ", code);
+void activate_values(T* values, int64_t count, int64_t code, bool need_gradient, std::vector<T>& derivative) {
+    if (code == ACTIVATION_IDENTITY) {
+        derivative.clear();
+        return;
+    }
+    TORCH_CHECK(code == ACTIVATION_CELU || code == ACTIVATION_GAUSSIAN, "openmm_ani kernel: unsupported activation code ",
+                code);
     if (need_gradient) derivative.resize(count);
     activate<T>(code, values, need_gradient ? derivative.data() : nullptr, count);
-    return derivative;
 }
 
 AEVSpec make_spec(double radial_cutoff, double angular_cutoff, at::ArrayRef<double> radial_eta,
@@ -142,7 +140,7 @@ void element_network(const T* aev, int64_t n, int64_t length, int64_t M, at::Ten
                     gemm_nn<T>(end - begin, out, in, h + begin * ldh, ldh, weight, ldw, z.data() + begin * out, out);
                 }
             });
-            derivatives[l] = activate_values<T>(z.data(), n * out, activations[l], need_gradient);
+            activate_values<T>(z.data(), n * out, activations[l], need_gradient, derivatives[l]);
             h = z.data();
             ldh = out;
         }
