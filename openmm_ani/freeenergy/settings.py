@@ -68,7 +68,9 @@ class ProtocolSettings:
         Wall-clock budget of one leg in one call, s; ``None``: no limit. A rerun continues
         with a new budget.
     equilibrium_time_fraction
-        Share of ``max_time_s`` for replica exchange when both parts run; switching gets the rest.
+        Share of ``max_time_s`` for replica exchange when both parts run, strictly between 0 and
+        1 (default 0.5; ``fe-correct --equilibrium-fraction``); switching gets the rest. Like the
+        budget itself it may change on a rerun (:data:`EXTENDING_FIELDS`).
     timestep_fs, collision_rate_per_ps, temperature_k, pressure_atm
         Langevin time step (fs) and friction (1/ps), temperature (K), pressure of periodic
         systems (atm, Monte Carlo barostat; ``None``: NVT).
@@ -200,8 +202,8 @@ class ProtocolSettings:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"setting {name} must be positive, got {value}")
-        if not 0.0 < self.equilibrium_time_fraction <= 1.0:
-            raise ValueError(f"setting equilibrium_time_fraction must be in (0, 1], got {self.equilibrium_time_fraction}")
+        if not 0.0 < self.equilibrium_time_fraction < 1.0:  # 1 would leave switching no time
+            raise ValueError(f"setting equilibrium_time_fraction must be between 0 and 1 (exclusive), got {self.equilibrium_time_fraction}")
         if self.max_states < 2:
             raise ValueError(f"setting max_states must be at least 2, got {self.max_states}")
         if self.lambdas is None and self.schedule == "auto":
