@@ -7,7 +7,7 @@ Module-level imports are kept light (argparse only): :func:`register` is called 
 import argparse
 import os
 import sys
-from typing import Any
+from typing import Any, Dict, List, Optional
 
 from ..simulation.inputs import IMPLICIT_SOLVENTS
 from .common import CommandError
@@ -47,6 +47,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--target-error", type=float,
                    help="stop each leg when ddG's uncertainty would reach this, kcal/mol (each leg: target/sqrt(2))")
     p.add_argument("--max-time", type=duration_s, help="wall-clock budget per leg and call, e.g. 90m, 2h, 3600s (default: none)")
+    p.add_argument("--equilibrium-fraction", type=fraction, default=0.5,
+                   help="share of --max-time for replica exchange when switching runs too, between 0 and 1 (default 0.5)")
     p.add_argument("--check-interval", type=int, default=10,
                    help="iterations / switches between convergence checks and checkpoints (default 10)")
     p.add_argument("--overwrite", action="store_true", help="discard an earlier run in --output instead of continuing it")
@@ -81,6 +83,17 @@ def duration_s(text: str) -> float:
     if not seconds > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
     return seconds
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text!r}")
+    return value
 
 
 def load_leg(args: argparse.Namespace, leg: str) -> Any:
@@ -122,6 +135,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         pilot_samples=args.pilot_samples,
         target_error_kcal_per_mol=args.target_error,
         max_time_s=args.max_time,
+        equilibrium_time_fraction=args.equilibrium_fraction,
         check_interval=args.check_interval,
         n_iterations=args.n_iterations,
         steps_per_iteration=args.steps_per_iteration,
@@ -166,23 +180,53 @@ def run(args: argparse.Namespace) -> int:
     results = run_correction(complex_leg, solvent_leg, settings, args.output, args.mm_binding, progress=not args.no_progress,
                              overwrite=args.overwrite)
     if results is not None:
-        lines = []
-        for name in ("complex", "solvent"):
-            leg = results["legs"][name]
-            s = leg["summary"]
-            parts = [f"{s['estimator']} {_number(s['delta_g_kcal_per_mol'])} +- {_number(s['d_delta_g_kcal_per_mol'])}"]
-            if "bar_kcal_per_mol" in s and s["estimator"] != "BAR":
-                parts.append(f"BAR {_number(s['bar_kcal_per_mol'])} +- {_number(s['bar_error_kcal_per_mol'])}")
-            lines.append(f"dG {name} (MM->ML/MM): {', '.join(parts)} kcal/mol ({len(leg['lambdas'])} windows, "
-                         f"{leg['wall_time_s']:.0f} s)")
-        c = results["correction"]
-        lines.append(f"ddG correction: {_number(c['ddg_kcal_per_mol'])} +- {_number(c['d_ddg_kcal_per_mol'])} kcal/mol")
-        if "corrected_binding_kcal_per_mol" in c:
-            lines.append(f"corrected binding free energy: {_number(c['corrected_binding_kcal_per_mol'])} kcal/mol")
+        lines = result_lines(results)
         lines.extend(verdict_lines(results["verdict"]))
         lines.append(f"results: {os.path.join(args.output, 'results.json')}")
         sys.stdout.write("\n".join(lines) + "\n")
     return 0
+
+
+def result_lines(results: Dict[str, Any]) -> List[str]:
+    """The legs (the leg's estimator first, then TI and BAR beside it) and the correction, kcal/mol.
+
+    An estimate without an error estimate (too few samples) reads ``"MBAR -1.234 (not enough samples)"``.
+    """
+    lines = []
+    for name in ("complex", "solvent"):
+        leg = results["legs"][name]
+        s = leg["summary"]
+        key = {"MBAR": "mbar", "BAR": "bar"}.get(s["estimator"], "mbar")
+        parts = [_estimate(s["estimator"], s["delta_g_kcal_per_mol"], s["d_delta_g_kcal_per_mol"], s.get("error_reason"))]
+        for other, label in (("ti", "TI"), ("bar", "BAR")):
+            if f"{other}_kcal_per_mol" in s and other != key:
+                text = _estimate(label, s[f"{other}_kcal_per_mol"], s[f"{other}_error_kcal_per_mol"], s.get(f"{other}_error_reason"))
+                if other == "ti" and _finite(s.get("ti_discretisation_kcal_per_mol")):
+                    text += f" (discretisation {_number(s['ti_discretisation_kcal_per_mol'])})"
+                parts.append(text)
+        lines.append(f"dG {name} (MM->ML/MM): {', '.join(parts)} kcal/mol ({len(leg['lambdas'])} windows, "
+                     f"{leg['wall_time_s']:.0f} s)")
+    c = results["correction"]
+    if _finite(c["d_ddg_kcal_per_mol"]):
+        lines.append(f"ddG correction: {_number(c['ddg_kcal_per_mol'])} +- {_number(c['d_ddg_kcal_per_mol'])} kcal/mol")
+    else:  # error_reason: "complex: not enough samples: 1 switch(es) ...; solvent: ..."
+        parts = [part.split(": ") for part in (c.get("error_reason") or "").split("; ") if ": " in part]
+        why = "; ".join(f"{fields[1]} in the {fields[0]} leg" for fields in parts) or "no error estimate"
+        lines.append(f"ddG correction: {_number(c['ddg_kcal_per_mol'])} kcal/mol ({why})")
+    if "corrected_binding_kcal_per_mol" in c:
+        lines.append(f"corrected binding free energy: {_number(c['corrected_binding_kcal_per_mol'])} kcal/mol")
+    return lines
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and value == value and abs(value) != float("inf")
+
+
+def _estimate(label: str, value: Any, error: Any, reason: Optional[str]) -> str:
+    """``"MBAR 1.234 +- 0.100"``, or ``"MBAR 1.234 (not enough samples)"`` without an error estimate."""
+    if _finite(error):
+        return f"{label} {_number(value)} +- {_number(error)}"
+    return f"{label} {_number(value)} ({(reason or 'no error estimate').split(':')[0]})"
 
 
 def _number(value: Any) -> str:
