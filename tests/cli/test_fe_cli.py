@@ -124,6 +124,48 @@ def test_fe_correct_bad_input(tmp_path, capsys):
     assert "at least two lambda windows" in capsys.readouterr().err
 
 
+def test_fe_correct_equilibrium_fraction_is_stored_and_may_change_on_a_rerun():
+    """Issue 16: the replica-exchange share of --max-time is an option (docs and code: 0.5 by default), a budget
+    setting that a rerun may change like --max-time."""
+    from openmm_ani.cli import build_parser
+    from openmm_ani.cli.fe_correct import settings_from_args
+    from openmm_ani.freeenergy.resume import differences, record
+
+    parser = build_parser()
+    base = ["fe-correct", "--output", "x", "--ligand-resname", "LIG"]
+    default = settings_from_args(parser.parse_args(base))
+    assert default.equilibrium_time_fraction == 0.5
+    changed = settings_from_args(parser.parse_args(base + ["--equilibrium-fraction", "0.7", "--max-time", "2h"]))
+    assert changed.equilibrium_time_fraction == 0.7 and changed.max_time_s == 7200.0
+    assert differences(record(default, {}), record(changed, {})) == []
+    seeded = settings_from_args(parser.parse_args(base + ["--seed", "7"]))
+    assert differences(record(default, {}), record(seeded, {})) == ["seed 2024 -> 7"]
+
+
+def test_fe_correct_screen_says_not_enough_samples():
+    """Issue 16: one switch per direction printed 'BAR ... +- 0.000'; TI is printed beside MBAR and BAR."""
+    from openmm_ani.cli.fe_correct import result_lines
+
+    leg = {"lambdas": [0.0, 1.0], "wall_time_s": 12.0, "summary": {
+        "estimator": "MBAR", "delta_g_kcal_per_mol": -1.0, "d_delta_g_kcal_per_mol": 0.1, "mbar_kcal_per_mol": -1.0,
+        "mbar_error_kcal_per_mol": 0.1, "ti_kcal_per_mol": -1.05, "ti_error_kcal_per_mol": 0.12,
+        "ti_discretisation_kcal_per_mol": 0.02, "bar_kcal_per_mol": -0.9, "bar_error_kcal_per_mol": float("nan"),
+        "bar_error_reason": "not enough samples: 1 switch(es) per direction, at least 2 needed for an error estimate"}}
+    solvent = {"lambdas": [0.0, 1.0], "wall_time_s": 3.0, "summary": {
+        "estimator": "BAR", "delta_g_kcal_per_mol": -2.0, "d_delta_g_kcal_per_mol": float("nan"), "bar_kcal_per_mol": -2.0,
+        "bar_error_kcal_per_mol": float("nan"), "error_reason": "not enough samples: 1 switch(es) per direction"}}
+    correction = {"ddg_kcal_per_mol": 1.0, "d_ddg_kcal_per_mol": float("nan"),
+                  "error_reason": "solvent: not enough samples: 1 switch(es) per direction"}
+    lines = [line for line in result_lines({"legs": {"complex": leg, "solvent": solvent}, "correction": correction})
+             if line.startswith(("dG ", "ddG "))]
+    assert lines == [
+        "dG complex (MM->ML/MM): MBAR -1.000 +- 0.100, TI -1.050 +- 0.120 (discretisation 0.020), "
+        "BAR -0.900 (not enough samples) kcal/mol (2 windows, 12 s)",
+        "dG solvent (MM->ML/MM): BAR -2.000 (not enough samples) kcal/mol (2 windows, 3 s)",
+        "ddG correction: 1.000 kcal/mol (not enough samples in the solvent leg)",
+    ]
+
+
 def test_fe_correct_refuses_different_ligands(tmp_path, capsys):
     """Issue 9 case 3: B2 (CB7 host-guest) in the complex, the 18-atom T4 ligand as solvent gave ddG = -145122."""
     cb7 = os.path.join(os.path.dirname(openmmtools.__file__), "data", "cb7-b2")

@@ -180,6 +180,10 @@ def cases() -> List[Tuple[str, List[str], str]]:
                                     "--solvent-pdb", L, "--forcefield", "amber14-all.xml"], "--lambdas"),
         ("fe-correct-bad-iterations", ["fe-correct", "--output", out, "--n-iterations", "many"], "--n-iterations"),
         ("fe-correct-bad-duration", ["fe-correct", "--output", out, "--max-time", "soon"], "--max-time"),
+        ("fe-correct-fraction-one", ["fe-correct", "--output", out, "--equilibrium-fraction", "1"], "--equilibrium-fraction"),
+        ("fe-correct-fraction-zero", ["fe-correct", "--output", out, "--equilibrium-fraction", "0"], "--equilibrium-fraction"),
+        ("fe-correct-fraction-percent", ["fe-correct", "--output", out, "--equilibrium-fraction", "60%"],
+         "--equilibrium-fraction"),
         # --- train ---
         ("train-no-subcommand", ["train"], "required"),
         ("train-missing-data", ["train", "pretrain", "--data", "{dir}/none.h5", "--output", "{dir}/m.npz",

@@ -33,12 +33,14 @@ NUMBER = r"-?(?:\d+(?:\.\d+)?|nan)"
 OWN_WARNING = re.compile(r"KernelUnavailableWarning: openmm-ani: ")
 TQDM = re.compile(r"^\s*\d+%\|.*\|\s*\d+/\d+ \[.*\]$")
 
+#: One estimate on fe-correct's screen: with its error, or "(not enough samples)" without one.
+ESTIMATE = rf"{NUMBER}( \+- {NUMBER}| \(not enough samples\))"
 FE_STDOUT = [
-    rf"dG (complex|solvent) \(MM->ML/MM\): MBAR {NUMBER} \+- {NUMBER}(, BAR {NUMBER} \+- {NUMBER})? kcal/mol "
-    r"\(\d+ windows, \d+ s\)",
-    rf"ddG correction: {NUMBER} \+- {NUMBER} kcal/mol",
-    rf"verdict: (NOT CONVERGED|CONVERGED) \(ddG error {NUMBER}, target {NUMBER} kcal/mol\)",
-    r"  (complex|solvent): (not )?converged( \(failed: [a-z_, ]+\))?",
+    rf"dG (complex|solvent) \(MM->ML/MM\): MBAR {ESTIMATE}(, TI {ESTIMATE}( \(discretisation {NUMBER}\))?)?"
+    rf"(, BAR {ESTIMATE})? kcal/mol \(\d+ windows, \d+ s\)",
+    rf"ddG correction: {NUMBER} (\+- {NUMBER} kcal/mol|kcal/mol \(not enough samples in the .+\))",
+    rf"verdict: (NOT CONVERGED|CONVERGED) \(ddG error (vs target: {NUMBER} (>|<=) {NUMBER}|: .+) kcal/mol\)",
+    r"  (complex|solvent): (not )?converged( \(failed: [a-z_, ]+(\[[^]]*not enough samples[^]]*\][a-z_, ]*)*\))?",
     r"  - (complex|solvent): .+",
     r"  \(note\) .+",
     r"results: .+results\.json",
@@ -109,6 +111,8 @@ def test_fe_correct_prints_only_its_results(tmp_path):
     )
     assert_only_own_lines(completed, FE_STDOUT)
     assert "ddG correction" in completed.stdout and "BAR" in completed.stdout  # both estimators ran
+    # one switch per direction: BAR has no error estimate (issue 16: it printed "+- 0.000")
+    assert re.search(r"BAR -?\d+\.\d+ \(not enough samples\)", completed.stdout), completed.stdout
 
 
 def test_benchmark_with_openmmml_peer_prints_only_its_table():
