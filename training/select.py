@@ -12,13 +12,15 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from openmm_ani.model import ANIModel
+from openmm_ani.model.ani import QBC_THRESHOLD_KCAL_PER_SQRT_ATOM
 from openmm_ani.units import HARTREE_TO_KCAL_PER_MOL
 
 from .data import Dataset
 from .evaluate import member_predictions
 
-#: ANI-1x's selection threshold, kcal/mol per sqrt(atoms).
-ANI1X_THRESHOLD_KCAL = 0.23
+#: ANI-1x's selection threshold, kcal/mol per sqrt(atoms) (defined in the library, where the
+#: free-energy verdict uses it too).
+ANI1X_THRESHOLD_KCAL = QBC_THRESHOLD_KCAL_PER_SQRT_ATOM
 
 
 def committee_disagreement(model: ANIModel, dataset: Dataset, batch_size: int = 256) -> np.ndarray:

@@ -15,6 +15,12 @@ from .networks import AtomicNetworks
 from .self_energies import SelfEnergies
 from .species import SpeciesMapper
 
+#: Query-by-committee threshold of ANI-1x's active learning, kcal/mol per sqrt(atoms): a
+#: configuration whose member-energy standard deviation divided by sqrt(number of atoms) exceeds
+#: it was one the ensemble did not know, and was labelled and added to the training set (Smith et
+#: al., J. Chem. Phys. 148, 241733 (2018)). Used by the training's selection and the free-energy verdict.
+QBC_THRESHOLD_KCAL_PER_SQRT_ATOM: Final[float] = 0.23
+
 
 def check_inputs(atomic_numbers: Tensor, positions: Tensor, cell: Optional[Tensor]) -> None:
     """Raise ``ValueError`` for inputs of the wrong shape or type, or non-finite values.

@@ -25,6 +25,7 @@ from typing import IO, Any, List, Optional, Sequence, Tuple, Union
 import torch
 
 from ..model import ANIModel
+from ..model.ani import QBC_THRESHOLD_KCAL_PER_SQRT_ATOM
 from .module import ANIForceModule
 from .periodic import region_treatment
 from .potential import ANIPotential
@@ -50,11 +51,14 @@ class Disagreement:
     force_spread
         Largest per-atom RMS deviation of member forces from the mean force, kJ/mol/nm
         (``nan`` when forces were not requested).
+    members
+        Energy of each member, kJ/mol (empty when built without them).
     """
 
     energy: float
     energy_std: float
     force_spread: float
+    members: Tuple[float, ...] = ()
 
 
 class DisagreementEvaluator:
@@ -133,7 +137,8 @@ class DisagreementEvaluator:
             if self.atoms is not None:
                 per_atom = per_atom.index_select(0, self.atoms)
             spread = float(per_atom.max())
-        return Disagreement(float(members.detach().mean()), std, spread)
+        values = tuple(float(v) for v in members.detach())
+        return Disagreement(float(members.detach().mean()), std, spread, values)
 
 
 def _strip_nm(value: Any) -> Any:
@@ -262,4 +267,4 @@ class EnsembleDisagreementReporter:
             self._out.close()
 
 
-__all__ = ["Disagreement", "DisagreementEvaluator", "EnsembleDisagreementReporter", "EnsembleDisagreementWarning"]
+__all__ = ["QBC_THRESHOLD_KCAL_PER_SQRT_ATOM", "Disagreement", "DisagreementEvaluator", "EnsembleDisagreementReporter", "EnsembleDisagreementWarning"]
