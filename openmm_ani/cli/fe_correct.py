@@ -207,7 +207,11 @@ def result_lines(results: Dict[str, Any]) -> List[str]:
         lines.append(f"dG {name} (MM->ML/MM): {', '.join(parts)} kcal/mol ({len(leg['lambdas'])} windows, "
                      f"{leg['wall_time_s']:.0f} s)")
     c = results["correction"]
-    if _finite(c["d_ddg_kcal_per_mol"]):
+    model = c.get("ddg_model_spread_kcal_per_mol")
+    if _finite(c["d_ddg_kcal_per_mol"]) and _finite(model):  # statistical, then the spread over ensemble members
+        lines.append(f"ddG correction: {_number(c['ddg_kcal_per_mol'])} +- {_number(c['d_ddg_kcal_per_mol'])} +- {_number(model)} "
+                     "kcal/mol (+- stat +- model)")
+    elif _finite(c["d_ddg_kcal_per_mol"]):
         lines.append(f"ddG correction: {_number(c['ddg_kcal_per_mol'])} +- {_number(c['d_ddg_kcal_per_mol'])} kcal/mol")
     else:  # error_reason: "complex: not enough samples: 1 switch(es) ...; solvent: ..."
         parts = [part.split(": ") for part in (c.get("error_reason") or "").split("; ") if ": " in part]
@@ -215,6 +219,10 @@ def result_lines(results: Dict[str, Any]) -> List[str]:
         lines.append(f"ddG correction: {_number(c['ddg_kcal_per_mol'])} kcal/mol ({why})")
     if "corrected_binding_kcal_per_mol" in c:
         lines.append(f"corrected binding free energy: {_number(c['corrected_binding_kcal_per_mol'])} kcal/mol")
+    from ..freeenergy.model_uncertainty import disagreement_line
+
+    lines.extend(f"model {disagreement_line(name, results['legs'][name].get('model_uncertainty') or {'reason': 'not computed'})}"
+                 for name in ("complex", "solvent"))
     return lines
 
 

@@ -19,6 +19,13 @@ A check whose estimator has no error estimate (too few samples) fails with ``rea
 The forward/reverse Jarzynski gap is reported as an advisory check (a large gap means
 dissipative switches: BAR stays valid but needs more of them; longer switches help).
 
+``model_disagreement`` (advisory, :func:`add_model_checks`) flags a leg whose typical lambda = 1
+sample is one ANI-1x's active learning would have sent to be labelled: more than
+:data:`MAX_FRACTION_ABOVE_QBC` of the samples have an ensemble disagreement
+``rho = std(E_k) / sqrt(atoms)`` above the query-by-committee threshold (0.23 kcal/mol/sqrt(atom),
+:mod:`.model_uncertainty`). It does not make the leg "not converged": sampling longer does not
+change it; it says the converged number rests on configurations the model does not know.
+
 Recommendations extrapolate with the 1/sqrt(N) law: a leg whose error is ``e`` after ``N``
 samples needs about ``N (e / target)^2``.
 
@@ -35,6 +42,9 @@ from .analysis import MIN_EFFECTIVE, MIN_NEIGHBOUR_OVERLAP, windows_to_add
 DEFAULT_LEG_TARGET = 0.5
 #: Forward/reverse Jarzynski gap (kcal/mol) above which longer switches are advised.
 JARZYNSKI_GAP = 1.0
+#: Largest fraction of a leg's lambda = 1 samples above the query-by-committee threshold before
+#: the advisory ``model_disagreement`` check fails (more than half: the median sample is above it).
+MAX_FRACTION_ABOVE_QBC = 0.5
 #: Allowed difference of two estimators in units of their combined uncertainty.
 AGREEMENT_SIGMAS = 2.0
 #: Decimals a comparison starts with, and the most it shows to tell two numbers apart.
@@ -183,6 +193,36 @@ def leg_verdict(name: str, summary: Dict[str, Any], equilibrium: Optional[Dict[s
             advice.append(text + "; if TI's discretisation estimate dominates, add windows (smaller --length-per-window)")
     converged = all(c["passed"] for c in checks.values() if c["required"])
     return {"converged": converged, "checks": checks, "advice": advice, "notes": notes, "target_kcal_per_mol": target}
+
+
+def add_model_checks(verdict: Dict[str, Any], name: str, uncertainty: Dict[str, Any]) -> None:
+    """Add the advisory ``model_disagreement`` check and its notes to a leg's verdict (in place).
+
+    Parameters
+    ----------
+    verdict
+        :func:`leg_verdict`'s result.
+    name
+        Leg name.
+    uncertainty
+        :func:`openmm_ani.freeenergy.model_uncertainty.leg_model_uncertainty` of the leg.
+    """
+    if not uncertainty.get("available"):
+        verdict["notes"].append(f"{name}: model uncertainty unavailable: {uncertainty.get('reason')}")
+        return
+    d = uncertainty["disagreement"]
+    fraction, threshold = d["fraction_above_threshold"], d["qbc_threshold_kcal_per_mol_per_sqrt_atom"]
+    verdict["checks"]["model_disagreement"] = _check(fraction <= MAX_FRACTION_ABOVE_QBC, fraction, MAX_FRACTION_ABOVE_QBC, required=False)
+    if fraction > MAX_FRACTION_ABOVE_QBC:
+        verdict["notes"].append(
+            f"{name}: the ANI ensemble disagrees on {100 * fraction:.0f} % of the lambda = 1 samples beyond "
+            f"{threshold} kcal/mol/sqrt(atom) (max {d['rho_max_kcal_per_mol_per_sqrt_atom']:.3f}): the ligand's sampled "
+            "configurations lie outside what the model was trained on; treat the correction with care")
+    flagged = uncertainty.get("flagged_members") or []
+    if flagged:
+        verdict["notes"].append(f"{name}: the reweighting to members {', '.join(map(str, flagged))} rests on few effective "
+                                f"samples (least {uncertainty['min_reweighting_effective']:.1f}): their dG and the model spread "
+                                "are rough; more lambda = 1 samples help")
 
 
 def correction_verdict(legs: Dict[str, Dict[str, Any]], d_ddg: float, target: Optional[float]) -> Dict[str, Any]:

@@ -93,7 +93,7 @@ def _platform(name: Optional[str]) -> Optional[openmm.Platform]:
 
 
 def _new_sampler(system: openmm.System, positions: Any, box_vectors: Any, lambdas: Sequence[float], settings: ProtocolSettings,
-                 storage: str, move: Any) -> Any:
+                 storage: str, move: Any, analysis_atoms: Sequence[int] = ()) -> Any:
     from openmmtools import multistate, states
 
     from .states import create_states
@@ -105,7 +105,10 @@ def _new_sampler(system: openmm.System, positions: Any, box_vectors: Any, lambda
     sampler = multistate.ReplicaExchangeSampler(mcmc_moves=move, number_of_iterations=settings.n_iterations, online_analysis_interval=None)
     # openmmtools resumes from the last checkpoint: every stopping point is one.
     interval = math.gcd(settings.n_iterations, settings.check_interval) if settings.n_iterations else settings.check_interval
-    reporter = multistate.MultiStateReporter(storage, checkpoint_interval=interval)
+    # analysis_atoms (the ligand): their positions are written every iteration, not only at
+    # checkpoints (the samples of the model uncertainty, openmm_ani.freeenergy.model_uncertainty)
+    reporter = multistate.MultiStateReporter(storage, checkpoint_interval=interval,
+                                             analysis_particle_indices=tuple(int(i) for i in analysis_atoms))
     with stdout_to_debug("openmmtools ReplicaExchangeSampler.create"):  # its citation block
         sampler.create(thermodynamic_states, sampler_state, reporter, metadata={"lambdas": [float(v) for v in lambdas]})
     return sampler, reporter, (thermodynamic_states[0], sampler_state)
@@ -147,6 +150,7 @@ def run_replica_exchange(
     target_error_kt: Optional[float] = None,
     max_time_s: Optional[float] = None,
     stop: StopFlag = never,
+    analysis_atoms: Sequence[int] = (),
 ) -> Optional[MBARResult]:
     """Run (or resume) replica exchange over ``lambda_interpolate`` and analyse it with MBAR.
 
@@ -174,6 +178,9 @@ def run_replica_exchange(
         Wall-clock budget of this call, s (checked at checkpoints).
     stop
         Polled at checkpoints; when true the run saves and raises ``KeyboardInterrupt``.
+    analysis_atoms
+        Particles whose positions (nm) a new reporter file stores at every iteration (the ligand);
+        a resumed file keeps the set it was created with.
 
     Returns
     -------
@@ -201,7 +208,7 @@ def run_replica_exchange(
         with stdout_to_debug("openmmtools ReplicaExchangeSampler.from_storage"):  # its citation block
             sampler = multistate.ReplicaExchangeSampler.from_storage(reporter)
     else:
-        sampler, reporter, warm_with = _new_sampler(system, positions, box_vectors, lambdas, settings, storage, move)
+        sampler, reporter, warm_with = _new_sampler(system, positions, box_vectors, lambdas, settings, storage, move, analysis_atoms)
     # One cache for energies and propagation (one Context per process), platform chosen here.
     shared = cache.ContextCache(capacity=None, time_to_live=None, platform=_platform(settings.platform))
     sampler.energy_context_cache = shared

@@ -13,6 +13,11 @@ switches per direction; after each block the work values and every rank's chain 
 saved (``store``), so a rerun continues where it stopped, and the run stops early once the BAR
 uncertainty reaches the target or the time budget is spent. pymbar's BAR gives the free energy
 (bootstrap uncertainty); forward and reverse Jarzynski estimates are diagnostics.
+
+With ``record_atoms`` (the ligand) the store also keeps, for each reverse switch, the positions
+of those atoms (nm) and the box (nm) of its lambda = 1 start configuration (``reverse_starts``,
+``null`` for switches of a store written without them): equilibrium samples of the ML/MM end
+state, used by :mod:`openmm_ani.freeenergy.model_uncertainty`.
 """
 
 import json
@@ -21,7 +26,7 @@ import os
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import openmm
@@ -143,8 +148,11 @@ class _Chains:
     """One process's Context and its two end-state MD chains (saved as OpenMM State XML)."""
 
     def __init__(self, system: openmm.System, positions: Any, box_vectors: Any, settings: ProtocolSettings, store: Optional[str],
-                 rank: int, done: int) -> None:
+                 rank: int, done: int, record_atoms: Sequence[int] = ()) -> None:
         self.settings = settings
+        self.record_atoms = [int(i) for i in record_atoms]
+        #: ligand positions and box (nm) of the latest reverse switch's start (with record_atoms)
+        self.reverse_start: Optional[Dict[str, Any]] = None
         self.integrator, self.switches = _integrator(settings, settings.seed + 7919 * (rank + 1) + 13 * done)
         platform = settings.platform
         self.context = (openmm.Context(system, self.integrator, openmm.Platform.getPlatformByName(platform)) if platform
@@ -173,6 +181,8 @@ class _Chains:
         self.integrator.setCurrentIntegrator(0)
         self.integrator.step(self.settings.steps_between_switches)
         self.states[name] = self.context.getState(getPositions=True, getVelocities=True)
+        if name == "reverse" and self.record_atoms:
+            self.reverse_start = _start_sample(self.states[name], self.record_atoms)
         neq = self.switches[index - 1]
         self.integrator.setCurrentIntegrator(index)
         neq.setGlobalVariableByName("step", 0)  # step 0 resets the protocol work and lambda
@@ -183,6 +193,24 @@ class _Chains:
         for name, _, _ in DIRECTIONS:
             if self.paths[name]:
                 write_text(self.paths[name], openmm.XmlSerializer.serialize(self.states[name]))
+
+
+def _start_sample(state: openmm.State, atoms: List[int]) -> Dict[str, Any]:
+    """Positions of ``atoms`` and the box vectors of ``state`` (nm; the box is used for periodic systems only), for JSON."""
+    from openmm import unit
+
+    positions = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)[atoms]
+    box = state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer)
+    return {"positions_nm": np.round(positions, 8).tolist(), "box_nm": np.round(box, 8).tolist()}
+
+
+def _load_starts(store: Optional[str], n_reverse: int) -> List[Optional[Dict[str, Any]]]:
+    """The stored reverse-switch starts, ``None`` for each switch of an older store that has none."""
+    starts: List[Optional[Dict[str, Any]]] = []
+    if store and os.path.exists(store):
+        with open(store) as stream:
+            starts = list(json.load(stream).get("reverse_starts", []))
+    return [None] * (n_reverse - len(starts)) + starts[:n_reverse]
 
 
 def _load(store: Optional[str]) -> Dict[str, List[float]]:
@@ -204,6 +232,7 @@ def run_switching(
     target_error_kt: Optional[float] = None,
     max_time_s: Optional[float] = None,
     stop: StopFlag = never,
+    record_atoms: Sequence[int] = (),
 ) -> Optional[SwitchingResult]:
     """Forward and reverse nonequilibrium switches (resumable, over MPI ranks) and their BAR estimate.
 
@@ -232,6 +261,8 @@ def run_switching(
         Wall-clock budget of this call, s (checked after each block).
     stop
         Polled after each switch; when true the run saves and raises ``KeyboardInterrupt``.
+    record_atoms
+        Atoms (the ligand) whose positions at each reverse switch's start go into ``store``.
 
     Returns
     -------
@@ -249,6 +280,7 @@ def run_switching(
     works = _load(store)
     if comm is not None and size > 1:
         works = comm.bcast(works, root=0)
+    starts = _load_starts(store, len(works["reverse"])) if rank == 0 else []
     start = time.monotonic()
     chains: Optional[_Chains] = None
     bar = tqdm(total=settings.n_switches, initial=min(len(works["forward"]), len(works["reverse"])), desc=description,
@@ -260,12 +292,13 @@ def run_switching(
             break
         block = min(settings.check_interval, settings.n_switches - min(len(v) for v in works.values()))
         mine = block // size + (1 if rank < block % size else 0)
-        local: Dict[str, List[float]] = {"forward": [], "reverse": []}
+        local: Dict[str, List[Any]] = {"forward": [], "reverse": [], "starts": []}
         if chains is None:  # built only when there are switches to run (a Context loads the TorchForce)
-            chains = _Chains(system, positions, box_vectors, settings, store, rank, len(works["forward"]))
+            chains = _Chains(system, positions, box_vectors, settings, store, rank, len(works["forward"]), record_atoms)
         for _ in range(mine):
             for name, lam, index in DIRECTIONS:
                 local[name].append(chains.switch(name, lam, index))
+            local["starts"].append(chains.reverse_start)
             if size == 1:
                 bar.update(1)
             # one process: stop between switch pairs (under MPI the ranks agree after each block)
@@ -276,8 +309,9 @@ def run_switching(
         for part in parts:
             for name in works:
                 works[name].extend(part[name])
+            starts.extend(part["starts"])
         if rank == 0 and store:
-            write_text(store, json.dumps({"forward_work": works["forward"], "reverse_work": works["reverse"]}))
+            write_text(store, json.dumps({"forward_work": works["forward"], "reverse_work": works["reverse"], "reverse_starts": starts}))
         if size > 1:
             bar.update(sum(len(p["forward"]) for p in parts))
         if stop_requested(stop):

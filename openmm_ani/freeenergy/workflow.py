@@ -29,10 +29,11 @@ from openmm import app
 
 from ..files import write_text
 from ..openmm.topology import validate_ml_atoms
-from .convergence import correction_verdict, leg_target, leg_verdict
+from .convergence import add_model_checks, correction_verdict, leg_target, leg_verdict
 from .equilibrium import broadcast, is_root
 from ..interrupts import deferred_interrupts
 from .interrupt import NOTICE, StopFlag, never
+from .model_uncertainty import correction_model_uncertainty, leg_model_uncertainty
 from .results import binding_correction, kt_kcal_per_mol, leg_summary, write_json
 from .resume import check_resumable, clear_output, leg_fingerprint, ligand_elements, record
 from .settings import ProtocolSettings
@@ -249,12 +250,13 @@ def run_leg(leg: LegInput, settings: ProtocolSettings, output_dir: str, progress
         if settings.n_iterations > 0:
             mbar = run_replica_exchange(system, positions, settings, storage, box_vectors=leg.box_vectors, progress=progress,
                                  description=f"{leg.name} replica exchange", lambdas=lambdas, target_error_kt=target_kt,
-                                 max_time_s=_budget(settings, "equilibrium", started), stop=stop)
+                                 max_time_s=_budget(settings, "equilibrium", started), stop=stop, analysis_atoms=leg.ml_atoms)
             equilibrium = None if mbar is None else mbar.to_dict()
         if settings.n_switches > 0:
             result = run_switching(system, positions, settings, box_vectors=leg.box_vectors, progress=progress,
                                    description=f"{leg.name} switching", store=os.path.join(directory, "switching.json"),
-                                   target_error_kt=target_kt, max_time_s=_budget(settings, "switching", started), stop=stop)
+                                   target_error_kt=target_kt, max_time_s=_budget(settings, "switching", started), stop=stop,
+                                   record_atoms=leg.ml_atoms)
             switching = None if result is None else result.to_dict()
     finally:
         if is_root():
@@ -271,10 +273,12 @@ def run_leg(leg: LegInput, settings: ProtocolSettings, output_dir: str, progress
     n_iterations = 0 if equilibrium is None else equilibrium["n_iterations"]
     verdict = leg_verdict(leg.name, summary, equilibrium, switching, kt, leg_target(settings.target_error_kcal_per_mol),
                           settings.length_per_window, n_iterations)
+    model = leg_model_uncertainty(leg, settings.model, directory, equilibrium, summary["delta_g_kcal_per_mol"], kt)
+    add_model_checks(verdict, leg.name, model)
     with open(timing_path) as stream:
         wall = float(json.load(stream)["wall_time_s"])
     return {"equilibrium": equilibrium, "switching": switching, "summary": summary, "schedule": schedule, "lambdas": lambdas,
-            "verdict": verdict, "wall_time_s": wall, "ml_atoms": [int(i) for i in leg.ml_atoms]}
+            "verdict": verdict, "wall_time_s": wall, "ml_atoms": [int(i) for i in leg.ml_atoms], "model_uncertainty": model}
 
 
 def _plot_convergence(equilibrium: Optional[Dict[str, Any]], switching: Optional[Dict[str, Any]], settings: ProtocolSettings,
@@ -364,6 +368,7 @@ def run_correction(
     if not is_root():
         return None
     correction = binding_correction(legs[complex_leg.name]["summary"], legs[solvent_leg.name]["summary"], mm_binding_kcal_per_mol)
+    correction.update(correction_model_uncertainty(legs[complex_leg.name]["model_uncertainty"], legs[solvent_leg.name]["model_uncertainty"]))
     verdict = correction_verdict({name: leg.pop("verdict") for name, leg in legs.items()}, correction["d_ddg_kcal_per_mol"],
                                  settings.target_error_kcal_per_mol)
     results = {
