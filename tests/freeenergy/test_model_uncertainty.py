@@ -188,3 +188,29 @@ def test_fe_correct_reports_members_matching_torchani(tmp_path, capsys):
         json.dump({"forward_work": [1.0], "reverse_work": [-1.0]}, stream)
     old = leg_model_uncertainty(leg_input, "ani1ccx", os.path.join(out, "complex"), None, -1.0, kt)
     assert old == {"available": False, "reason": old["reason"]} and "records no reverse-switch start" in old["reason"]
+
+
+def test_periodic_ligand_is_made_whole_from_its_positions_and_box():
+    """A periodic leg: the stored ligand positions may straddle the box; the members see the whole ligand."""
+    torchani = pytest.importorskip("torchani", reason="TorchANI (test-only reference) is not installed")
+    openmmtools = pytest.importorskip("openmmtools")
+    import openmm
+    from openmm import app
+
+    from openmm_ani.freeenergy.model_uncertainty import evaluate_members, ligand_evaluator
+    from openmm_ani.freeenergy.workflow import LegInput
+
+    data = os.path.join(os.path.dirname(openmmtools.__file__), "data", "alanine-dipeptide-gbsa")
+    prmtop = app.AmberPrmtopFile(os.path.join(data, "alanine-dipeptide.prmtop"))
+    x = app.AmberInpcrdFile(os.path.join(data, "alanine-dipeptide.crd")).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+    box = np.diag([2.5, 2.6, 2.7])
+    prmtop.topology.setPeriodicBoxVectors([openmm.Vec3(*row) for row in box] * unit.nanometer)
+    system = prmtop.createSystem(nonbondedMethod=app.PME, nonbondedCutoff=1.0 * unit.nanometer)
+    evaluator = ligand_evaluator(LegInput("solvent", prmtop.topology, system, None, list(range(22))), "ani1ccx")
+    assert evaluator.needs_box
+    split = np.array(x)
+    split[11:] += box[0] - box[2]  # half the molecule one image away
+    members, _ = evaluate_members(evaluator, np.array([split]), np.array([box]))
+    reference, _ = _torchani_members(torchani.models.ANI1ccx(periodic_table_index=True).double(),
+                                     [a.element.atomic_number for a in prmtop.topology.atoms()], [x])
+    assert members == pytest.approx(reference, abs=1e-6)
