@@ -3,10 +3,13 @@
 The sampler writes an openmmtools ``MultiStateReporter`` file; calling
 :func:`run_replica_exchange` again with the same ``storage`` resumes from its last checkpoint.
 The run goes in blocks of ``settings.check_interval`` iterations and stops at the first
-checkpoint where the MBAR uncertainty has reached the target, the time budget is spent, the
-iteration limit is reached, or an interrupt was requested (then ``KeyboardInterrupt`` is raised
-after the file is closed). Under ``mpirun`` openmmtools distributes the replicas over the MPI
-ranks (mpiplus); only rank 0 writes and analyses.
+checkpoint where the MBAR uncertainty has reached the target, the next checkpoint would fall
+past the time budget, or the iteration limit is reached; after any iteration once the budget is
+spent (so it overruns by one iteration at most, :mod:`.budget`); and within about a second of
+an interrupt request, between two chunks of MD steps (:func:`.md.run_steps`; one process) or
+after the iteration (MPI): then ``KeyboardInterrupt`` is raised after the file is closed, and a
+rerun resumes from the last checkpoint. Under ``mpirun`` openmmtools distributes the replicas
+over the MPI ranks (mpiplus); only rank 0 writes and analyses.
 
 openmmtools copies Systems (each copy serialises and parses the ANI ``TorchForce`` with its
 TorchScript file): the states share one standardised System, and the energy and propagation
@@ -23,11 +26,14 @@ from typing import Any, Dict, List, Optional, Sequence
 import numba
 import numpy as np
 import openmm
-from openmmtools import mcmc
+from openmmtools import cache, mcmc
 
 from ..thirdparty import stdout_to_debug
 from .analysis import MIN_EFFECTIVE, MBARResult, analyze_storage, mbar_from_energies, read_samples
-from .interrupt import StopFlag, never, stop_requested
+from .budget import Clock
+from .interrupt import StopFlag, Stopped, never, stop_requested
+from .md import ChunkedIntegrator, platform
+from .mpi import broadcast, is_root, rank_and_size
 from .settings import ProtocolSettings
 
 logger = logging.getLogger(__name__)
@@ -70,26 +76,16 @@ def _seed_mixing(seed: int) -> None:
     _seed_numba(seed)
 
 
-def _comm() -> Any:
-    import mpiplus
+class _InterruptibleCache(cache.ContextCache):
+    """openmmtools' ``ContextCache`` handing out integrators whose ``step(n)`` polls ``stop`` between chunks of steps."""
 
-    return mpiplus.get_mpicomm()
+    def __init__(self, stop: StopFlag, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._stop = stop
 
-
-def is_root() -> bool:
-    """True on MPI rank 0 (or without MPI)."""
-    comm = _comm()
-    return comm is None or comm.rank == 0
-
-
-def broadcast(value: Any) -> Any:
-    """Rank 0's ``value`` on every MPI rank (``value`` itself without MPI)."""
-    comm = _comm()
-    return value if comm is None or comm.size == 1 else comm.bcast(value, root=0)
-
-
-def _platform(name: Optional[str]) -> Optional[openmm.Platform]:
-    return openmm.Platform.getPlatformByName(name) if name else None
+    def get_context(self, thermodynamic_state: Any, integrator: Any = None) -> Any:
+        context, integrator = super().get_context(thermodynamic_state, integrator)
+        return context, ChunkedIntegrator(integrator, self._stop)
 
 
 def _new_sampler(system: openmm.System, positions: Any, box_vectors: Any, lambdas: Sequence[float], settings: ProtocolSettings,
@@ -151,6 +147,7 @@ def run_replica_exchange(
     max_time_s: Optional[float] = None,
     stop: StopFlag = never,
     analysis_atoms: Sequence[int] = (),
+    clock: Clock = time.monotonic,
 ) -> Optional[MBARResult]:
     """Run (or resume) replica exchange over ``lambda_interpolate`` and analyse it with MBAR.
 
@@ -175,19 +172,24 @@ def run_replica_exchange(
     target_error_kt
         Stop once the MBAR uncertainty is at most this (kT); ``None``: run to the limit.
     max_time_s
-        Wall-clock budget of this call, s (checked at checkpoints).
+        Wall-clock budget of this call, s, on ``clock``: the run stops at the last checkpoint before
+        it (from the measured time per iteration), and after any iteration once it is spent (at
+        least one iteration runs); the iterations after the last checkpoint are then redone by a rerun.
     stop
-        Polled at checkpoints; when true the run saves and raises ``KeyboardInterrupt``.
+        Polled between chunks of MD steps (one process) and after each iteration; when true the
+        run closes its file and raises ``KeyboardInterrupt`` (a rerun resumes from the last checkpoint).
     analysis_atoms
         Particles whose positions (nm) a new reporter file stores at every iteration (the ligand);
         a resumed file keeps the set it was created with.
+    clock
+        The clock of ``max_time_s``, s.
 
     Returns
     -------
     MBARResult or None
         The MBAR result on MPI rank 0, ``None`` on other ranks.
     """
-    from openmmtools import cache, multistate
+    from openmmtools import multistate
     from tqdm import tqdm
 
     settings.validate()
@@ -196,7 +198,7 @@ def run_replica_exchange(
         if lambdas is None:
             raise ValueError("the windows are chosen by a pilot (schedule='auto'): pass lambdas")
     lambdas = [float(v) for v in lambdas]
-    start = time.monotonic()
+    start = clock()
     move = SeededLangevinDynamicsMove(timestep=settings.timestep, collision_rate=settings.collision_rate,
                                       n_steps=settings.steps_per_iteration, reassign_velocities=False, seed=settings.seed)
     if os.path.exists(storage) and broadcast(_finished(storage, settings.n_iterations) if is_root() else None):
@@ -209,8 +211,11 @@ def run_replica_exchange(
             sampler = multistate.ReplicaExchangeSampler.from_storage(reporter)
     else:
         sampler, reporter, warm_with = _new_sampler(system, positions, box_vectors, lambdas, settings, storage, move, analysis_atoms)
-    # One cache for energies and propagation (one Context per process), platform chosen here.
-    shared = cache.ContextCache(capacity=None, time_to_live=None, platform=_platform(settings.platform))
+    # One cache for energies and propagation (one Context per process), platform chosen here. In one process
+    # its integrators poll the stop flag between chunks of MD steps; under MPI the ranks stop together,
+    # after the iteration.
+    options: Dict[str, Any] = dict(capacity=None, time_to_live=None, platform=platform(settings.platform))
+    shared = _InterruptibleCache(stop, **options) if rank_and_size()[1] == 1 else cache.ContextCache(**options)
     sampler.energy_context_cache = shared
     sampler.sampler_context_cache = shared
     if warm_with is not None:
@@ -220,18 +225,29 @@ def run_replica_exchange(
     checkpoint = reporter.checkpoint_interval
     bar = tqdm(total=settings.n_iterations, initial=sampler.iteration, desc=description, disable=not (progress and is_root()))
     interrupted = False
+    loop_start, first_iteration = clock(), sampler.iteration
     try:
         while sampler.iteration < settings.n_iterations:
-            sampler.run(n_iterations=1)
-            bar.update(1)
-            if sampler.iteration % checkpoint and sampler.iteration < settings.n_iterations:
-                continue
-            if stop_requested(stop):
+            try:
+                sampler.run(n_iterations=1)
+            except Stopped:  # mid-iteration: the file stays at its last checkpoint, where a rerun resumes
                 interrupted = True
                 break
-            if max_time_s is not None and broadcast(time.monotonic() - start >= max_time_s):
-                logger.info("%s: time budget spent at iteration %d", description, sampler.iteration)
+            bar.update(1)
+            if stop_requested(stop):  # after every iteration (the MD of one process polls it too)
+                interrupted = True
                 break
+            at_checkpoint = sampler.iteration % checkpoint == 0 or sampler.iteration >= settings.n_iterations
+            if max_time_s is not None:
+                # a rerun resumes from a checkpoint: stop at this one when the next would fall past the budget
+                now = clock()
+                per_iteration = (now - loop_start) / max(sampler.iteration - first_iteration, 1)
+                if broadcast(now - start >= max_time_s or (at_checkpoint and now - start + checkpoint * per_iteration > max_time_s)):
+                    logger.info("%s: time budget reached at iteration %d%s", description, sampler.iteration, "" if at_checkpoint
+                                else f" (a rerun resumes from iteration {sampler.iteration // checkpoint * checkpoint})")
+                    break
+            if not at_checkpoint:
+                continue
             if target_error_kt is not None and sampler.iteration % settings.check_interval == 0:
                 error = _current_error(reporter, lambdas) if is_root() else None
                 if broadcast(error is not None and error <= target_error_kt):

@@ -11,7 +11,7 @@ Switches are independent: under ``mpirun`` every rank runs its share with its ow
 seeds, and rank 0 gathers the work values. The run goes in blocks of ``check_interval``
 switches per direction; after each block the work values and every rank's chain states are
 saved (``store``), so a rerun continues where it stopped, and the run stops early once the BAR
-uncertainty reaches the target or the time budget is spent. pymbar's BAR gives the free energy
+uncertainty reaches the target or the time budget is spent (checked before each switch pair). pymbar's BAR gives the free energy
 (bootstrap uncertainty); forward and reverse Jarzynski estimates are diagnostics.
 
 With ``record_atoms`` (the ligand) the store also keeps, for each reverse switch, the positions
@@ -34,7 +34,10 @@ import openmm
 from ..files import write_text
 from ..openmm.embedding import LAMBDA_PARAMETER
 from .analysis import MIN_EFFECTIVE
-from .interrupt import StopFlag, never, stop_requested
+from .budget import Clock
+from .interrupt import StopFlag, Stopped, never, stop_requested
+from .md import make_context, run_steps
+from .mpi import broadcast, gather_all, rank_and_size
 from .settings import ProtocolSettings
 
 logger = logging.getLogger(__name__)
@@ -148,15 +151,15 @@ class _Chains:
     """One process's Context and its two end-state MD chains (saved as OpenMM State XML)."""
 
     def __init__(self, system: openmm.System, positions: Any, box_vectors: Any, settings: ProtocolSettings, store: Optional[str],
-                 rank: int, done: int, record_atoms: Sequence[int] = ()) -> None:
+                 rank: int, done: int, record_atoms: Sequence[int] = (), stop: StopFlag = never) -> None:
         self.settings = settings
+        #: polled between chunks of MD steps (raises Stopped; a chain's state is replaced only after its MD)
+        self.stop = stop
         self.record_atoms = [int(i) for i in record_atoms]
         #: ligand positions and box (nm) of the latest reverse switch's start (with record_atoms)
         self.reverse_start: Optional[Dict[str, Any]] = None
         self.integrator, self.switches = _integrator(settings, settings.seed + 7919 * (rank + 1) + 13 * done)
-        platform = settings.platform
-        self.context = (openmm.Context(system, self.integrator, openmm.Platform.getPlatformByName(platform)) if platform
-                        else openmm.Context(system, self.integrator))
+        self.context = make_context(system, self.integrator, settings.platform)
         self.paths = {name: f"{store}.{name}.rank{rank}.xml" if store else None for name, _, _ in DIRECTIONS}
         self.states: Dict[str, openmm.State] = {}
         for name, lam, _ in DIRECTIONS:
@@ -171,7 +174,7 @@ class _Chains:
             self.context.setParameter(LAMBDA_PARAMETER, lam)
             self.context.setVelocitiesToTemperature(settings.temperature, settings.seed + 31 * rank + int(lam))
             self.integrator.setCurrentIntegrator(0)
-            self.integrator.step(settings.equilibration_steps)
+            run_steps(self.integrator, settings.equilibration_steps, stop)
             self.states[name] = self.context.getState(getPositions=True, getVelocities=True)
 
     def switch(self, name: str, lam: float, index: int) -> float:
@@ -179,14 +182,14 @@ class _Chains:
         self.context.setState(self.states[name])
         self.context.setParameter(LAMBDA_PARAMETER, lam)
         self.integrator.setCurrentIntegrator(0)
-        self.integrator.step(self.settings.steps_between_switches)
+        run_steps(self.integrator, self.settings.steps_between_switches, self.stop)
         self.states[name] = self.context.getState(getPositions=True, getVelocities=True)
         if name == "reverse" and self.record_atoms:
             self.reverse_start = _start_sample(self.states[name], self.record_atoms)
         neq = self.switches[index - 1]
         self.integrator.setCurrentIntegrator(index)
         neq.setGlobalVariableByName("step", 0)  # step 0 resets the protocol work and lambda
-        self.integrator.step(self.settings.switching_steps)
+        run_steps(self.integrator, self.settings.switching_steps, self.stop)  # Stopped: this switch is discarded
         return float(neq.get_protocol_work(dimensionless=True))
 
     def save(self) -> None:
@@ -233,6 +236,7 @@ def run_switching(
     max_time_s: Optional[float] = None,
     stop: StopFlag = never,
     record_atoms: Sequence[int] = (),
+    clock: Clock = time.monotonic,
 ) -> Optional[SwitchingResult]:
     """Forward and reverse nonequilibrium switches (resumable, over MPI ranks) and their BAR estimate.
 
@@ -258,54 +262,70 @@ def run_switching(
         Stop once the BAR (analytic) uncertainty is at most this (kT), after at least 10
         switches per direction.
     max_time_s
-        Wall-clock budget of this call, s (checked after each block).
+        Wall-clock budget of this call, s, on ``clock``: no switch pair starts that is expected
+        to end past it (at least one runs; none when the chains would have to be built first and
+        earlier calls left switches), so the run overruns it by one switch at most.
     stop
-        Polled after each switch; when true the run saves and raises ``KeyboardInterrupt``.
+        Polled between chunks of MD steps (one process) and after each block; when true the
+        run saves the completed switches (the one under way is discarded) and raises
+        ``KeyboardInterrupt``.
     record_atoms
         Atoms (the ligand) whose positions at each reverse switch's start go into ``store``.
+    clock
+        The clock of ``max_time_s``, s.
 
     Returns
     -------
     SwitchingResult or None
         On MPI rank 0; ``None`` on other ranks.
     """
-    import mpiplus
     from tqdm import tqdm
 
     settings.validate()
     if settings.n_switches < 1:
         raise ValueError("n_switches must be at least 1 for the switching leg")
-    comm = mpiplus.get_mpicomm()
-    rank, size = (0, 1) if comm is None else (comm.rank, comm.size)
-    works = _load(store)
-    if comm is not None and size > 1:
-        works = comm.bcast(works, root=0)
+    rank, size = rank_and_size()
+    works = broadcast(_load(store) if rank == 0 else None)
     starts = _load_starts(store, len(works["reverse"])) if rank == 0 else []
-    start = time.monotonic()
+    start = clock()
     chains: Optional[_Chains] = None
     bar = tqdm(total=settings.n_switches, initial=min(len(works["forward"]), len(works["reverse"])), desc=description,
                disable=not (progress and rank == 0))
     interrupted = False
+    per_pair: Optional[float] = None  # seconds per forward + reverse switch, measured in this call
     while min(len(works["forward"]), len(works["reverse"])) < settings.n_switches:
         # checked before each block, so that a resumed run whose target is already met runs no switch
         if _target_met(works, target_error_kt, settings.seed, description):
+            break
+        if chains is None and works["forward"] and max_time_s is not None and clock() - start >= max_time_s:
+            logger.info("%s: no time left in this call's budget for new switches (a rerun continues)", description)
             break
         block = min(settings.check_interval, settings.n_switches - min(len(v) for v in works.values()))
         mine = block // size + (1 if rank < block % size else 0)
         local: Dict[str, List[Any]] = {"forward": [], "reverse": [], "starts": []}
         if chains is None:  # built only when there are switches to run (a Context loads the TorchForce)
-            chains = _Chains(system, positions, box_vectors, settings, store, rank, len(works["forward"]), record_atoms)
+            # one process: the MD polls the stop flag between chunks of steps (under MPI the ranks agree after each block)
+            chains = _Chains(system, positions, box_vectors, settings, store, rank, len(works["forward"]), record_atoms,
+                             stop if size == 1 else never)
         for _ in range(mine):
-            for name, lam, index in DIRECTIONS:
-                local[name].append(chains.switch(name, lam, index))
+            # each rank alone: no switch pair it expects to end past the budget (at least one per call)
+            if max_time_s is not None and per_pair is not None and clock() - start + per_pair > max_time_s:
+                break
+            began = clock()
+            try:
+                pair = [chains.switch(name, lam, index) for name, lam, index in DIRECTIONS]
+            except Stopped:  # the pair under way is discarded (a rerun redoes it); the completed ones are kept below
+                break
+            per_pair = clock() - began
+            for (name, _, _), work in zip(DIRECTIONS, pair):
+                local[name].append(work)
             local["starts"].append(chains.reverse_start)
             if size == 1:
                 bar.update(1)
-            # one process: stop between switch pairs (under MPI the ranks agree after each block)
-            if size == 1 and (stop() or (max_time_s is not None and time.monotonic() - start >= max_time_s)):
-                break
+                if stop():  # one process: stop between switch pairs
+                    break
         chains.save()
-        parts = [local] if comm is None or size == 1 else comm.allgather(local)
+        parts = gather_all(local)
         for part in parts:
             for name in works:
                 works[name].extend(part[name])
@@ -317,7 +337,9 @@ def run_switching(
         if stop_requested(stop):
             interrupted = True
             break
-        if max_time_s is not None and _agree(comm, time.monotonic() - start >= max_time_s):
+        if max_time_s is not None and broadcast(sum(len(p["forward"]) for p in parts) < block
+                                                or clock() - start + (per_pair or 0.0) > max_time_s):
+            logger.info("%s: time budget reached after %d switches per direction", description, len(works["forward"]))
             break
     bar.close()
     del chains
@@ -339,7 +361,3 @@ def _target_met(works: Dict[str, List[float]], target_error_kt: Optional[float],
     logger.info("%s: BAR error %.3f kT reached the target after %d switches", description, error, len(works["forward"]))
     return True
 
-
-def _agree(comm: Any, value: bool) -> bool:
-    """Rank 0's ``value`` on every rank."""
-    return value if comm is None or comm.size == 1 else bool(comm.bcast(value, root=0))

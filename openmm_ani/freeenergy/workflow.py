@@ -12,8 +12,9 @@ Output directory layout (self-contained, one ligand per directory)::
     <output>/<leg>/timing.json               (wall-clock seconds spent on the leg, all calls)
 
 Every run stops on its own: at the iteration/switch limits, when the uncertainty reaches the
-target, when the time budget is spent, or at the next checkpoint after Ctrl-C (a second Ctrl-C
-stops at once); a rerun with the same settings continues.
+target, when the time budget (:mod:`.budget`: set-up, pilot, sampling and analysis) is spent,
+or within about a second of Ctrl-C, between chunks of MD steps (a second Ctrl-C stops at once);
+a rerun with the same settings continues.
 """
 
 import json
@@ -30,9 +31,11 @@ from openmm import app
 from ..files import write_text
 from ..openmm.topology import validate_ml_atoms
 from .convergence import add_model_checks, correction_verdict, leg_target, leg_verdict
-from .equilibrium import broadcast, is_root
 from ..interrupts import deferred_interrupts
+from .budget import Clock, LegBudget
 from .interrupt import NOTICE, StopFlag, never
+from .md import make_context
+from .mpi import broadcast, is_root
 from .model_uncertainty import correction_model_uncertainty, leg_model_uncertainty
 from .results import binding_correction, kt_kcal_per_mol, leg_summary, write_json
 from .resume import check_resumable, clear_output, leg_fingerprint, ligand_elements, record
@@ -89,20 +92,11 @@ def check_same_ligand(first: LegInput, second: LegInput) -> None:
     raise ValueError(f"the {first.name} and {second.name} legs hold different ligands ({detail})")
 
 
-def _platform_context(system: openmm.System, integrator: openmm.Integrator, platform: Optional[str]) -> openmm.Context:
-    if platform:
-        return openmm.Context(system, integrator, openmm.Platform.getPlatformByName(platform))
-    return openmm.Context(system, integrator)
-
-
 def minimize_mm(leg: LegInput, platform: Optional[str], max_iterations: int = 0) -> Any:
     """Positions of ``leg`` minimised with its MM System (the lambda = 0 end state, no ANI cost)."""
     from openmm import unit
 
-    context = _platform_context(leg.system, openmm.VerletIntegrator(0.001), platform)
-    if leg.box_vectors is not None:
-        context.setPeriodicBoxVectors(*leg.box_vectors)
-    context.setPositions(leg.positions)
+    context = make_context(leg.system, openmm.VerletIntegrator(0.001), platform, leg.positions, leg.box_vectors)
     openmm.LocalEnergyMinimizer.minimize(context, maxIterations=int(max_iterations))
     positions = context.getState(getPositions=True).getPositions(asNumpy=True)
     del context
@@ -117,8 +111,7 @@ def _start_positions(leg: LegInput, settings: ProtocolSettings, directory: str) 
             return openmm.XmlSerializer.deserialize(stream.read()).getPositions(asNumpy=True)
     positions = minimize_mm(leg, settings.platform, settings.minimize_iterations) if settings.minimize else leg.positions
     if is_root():
-        context = _platform_context(leg.system, openmm.VerletIntegrator(0.001), "Reference")
-        context.setPositions(positions)
+        context = make_context(leg.system, openmm.VerletIntegrator(0.001), "Reference", positions)
         write_text(path, openmm.XmlSerializer.serialize(context.getState(getPositions=True)))
         del context
     return positions
@@ -170,8 +163,10 @@ def constrained_without_bond(system: openmm.System, ml_atoms: Sequence[int]) -> 
 
 
 def _schedule(system: openmm.System, positions: Any, leg: LegInput, settings: ProtocolSettings, directory: str,
-              progress: bool) -> Tuple[List[float], Optional[Dict[str, Any]]]:
-    """The leg's windows: fixed by the settings, stored by an earlier call, or from a new pilot."""
+              progress: bool, max_time_s: Optional[float] = None, stop: StopFlag = never, clock: Clock = time.monotonic
+              ) -> Tuple[List[float], Optional[Dict[str, Any]]]:
+    """The leg's windows: fixed by the settings, stored by an earlier call, or from a new pilot (given
+    ``max_time_s`` seconds, ``None``: unlimited; ``stop`` polled between chunks of its MD)."""
     from .plots import plot_schedule
     from .schedule import pilot_schedule
 
@@ -185,7 +180,8 @@ def _schedule(system: openmm.System, positions: Any, leg: LegInput, settings: Pr
             stored = json.load(stream)
     stored = broadcast(stored)
     if stored is None:
-        schedule = pilot_schedule(system, positions, settings, leg.box_vectors, progress, f"{leg.name} pilot").to_dict()
+        schedule = pilot_schedule(system, positions, settings, leg.box_vectors, progress, f"{leg.name} pilot",
+                                  max_time_s=max_time_s, clock=clock, stop=stop).to_dict()
         if is_root():
             write_json(schedule, path)
             plot_schedule(schedule["pilot_lambdas"], schedule["pilot_sigma_kt"], schedule["lambdas"],
@@ -194,17 +190,8 @@ def _schedule(system: openmm.System, positions: Any, leg: LegInput, settings: Pr
     return [float(v) for v in stored["lambdas"]], stored
 
 
-def _budget(settings: ProtocolSettings, part: str, started: float) -> Optional[float]:
-    """Seconds left for ``part`` ("equilibrium" or "switching") of a leg that started at ``started`` (monotonic)."""
-    if settings.max_time_s is None:
-        return None
-    left = max(settings.max_time_s - (time.monotonic() - started), 1.0)
-    if part == "equilibrium" and settings.n_switches > 0:
-        return min(settings.max_time_s * settings.equilibrium_time_fraction, left)
-    return left
-
-
-def run_leg(leg: LegInput, settings: ProtocolSettings, output_dir: str, progress: bool = True, stop: StopFlag = never) -> Optional[Dict[str, Any]]:
+def run_leg(leg: LegInput, settings: ProtocolSettings, output_dir: str, progress: bool = True, stop: StopFlag = never,
+            clock: Clock = time.monotonic) -> Optional[Dict[str, Any]]:
     """Run (or continue) the equilibrium and switching parts of one leg.
 
     Parameters
@@ -218,7 +205,10 @@ def run_leg(leg: LegInput, settings: ProtocolSettings, output_dir: str, progress
     progress
         Show progress bars.
     stop
-        Polled at safe points; when true the leg saves and raises ``KeyboardInterrupt``.
+        Polled between chunks of MD steps and after iterations and switches; when true the leg
+        saves and raises ``KeyboardInterrupt``.
+    clock
+        The clock of ``settings.max_time_s`` (:mod:`.budget`), s.
 
     Returns
     -------
@@ -235,34 +225,39 @@ def run_leg(leg: LegInput, settings: ProtocolSettings, output_dir: str, progress
     directory = os.path.join(output_dir, leg.name)
     os.makedirs(directory, exist_ok=True)
     timing_path = os.path.join(directory, "timing.json")
-    spent = 0.0
+    timing: Dict[str, Any] = {"wall_time_s": 0.0}
     if os.path.exists(timing_path):
         with open(timing_path) as stream:
-            spent = float(json.load(stream)["wall_time_s"])
+            timing = json.load(stream)
+    spent = float(timing["wall_time_s"])
+    # --max-time counts from here: set-up, pilot, sampling and a reserve for the analysis (as long as the last one took)
+    budget = LegBudget(settings.max_time_s, settings.equilibrium_time_fraction, settings.n_switches > 0,
+                       float(timing.get("analysis_s", 0.0)), clock=clock)
     kt = kt_kcal_per_mol(settings.temperature_k)
     target_kt = leg_target(settings.target_error_kcal_per_mol) / kt if settings.target_error_kcal_per_mol is not None else None
     try:
         system = interpolating_system(leg, settings)
         positions = _start_positions(leg, settings, directory)
-        lambdas, schedule = _schedule(system, positions, leg, settings, directory, progress)
+        lambdas, schedule = _schedule(system, positions, leg, settings, directory, progress, budget.pilot_s(), stop, clock)
         equilibrium = switching = None
         storage = os.path.join(directory, "replica_exchange.nc")
         if settings.n_iterations > 0:
             mbar = run_replica_exchange(system, positions, settings, storage, box_vectors=leg.box_vectors, progress=progress,
                                  description=f"{leg.name} replica exchange", lambdas=lambdas, target_error_kt=target_kt,
-                                 max_time_s=_budget(settings, "equilibrium", started), stop=stop, analysis_atoms=leg.ml_atoms)
+                                 max_time_s=budget.equilibrium_s(), stop=stop, analysis_atoms=leg.ml_atoms, clock=clock)
             equilibrium = None if mbar is None else mbar.to_dict()
         if settings.n_switches > 0:
             result = run_switching(system, positions, settings, box_vectors=leg.box_vectors, progress=progress,
                                    description=f"{leg.name} switching", store=os.path.join(directory, "switching.json"),
-                                   target_error_kt=target_kt, max_time_s=_budget(settings, "switching", started), stop=stop,
-                                   record_atoms=leg.ml_atoms)
+                                   target_error_kt=target_kt, max_time_s=budget.switching_s(), stop=stop,
+                                   record_atoms=leg.ml_atoms, clock=clock)
             switching = None if result is None else result.to_dict()
     finally:
         if is_root():
-            write_json({"wall_time_s": spent + time.monotonic() - started}, timing_path)
+            write_json({**timing, "wall_time_s": spent + time.monotonic() - started}, timing_path)
     if not is_root():
         return None
+    analysis_started = time.monotonic()
     if equilibrium is not None and equilibrium["status"] == "ok":
         plot_overlap(equilibrium["overlap"], lambdas, os.path.join(directory, "overlap.png"), f"{leg.name}: MBAR overlap")
     if switching is not None:
@@ -275,8 +270,8 @@ def run_leg(leg: LegInput, settings: ProtocolSettings, output_dir: str, progress
                           settings.length_per_window, n_iterations)
     model = leg_model_uncertainty(leg, settings.model, directory, equilibrium, summary["delta_g_kcal_per_mol"], kt)
     add_model_checks(verdict, leg.name, model)
-    with open(timing_path) as stream:
-        wall = float(json.load(stream)["wall_time_s"])
+    wall = spent + time.monotonic() - started
+    write_json({"wall_time_s": wall, "analysis_s": time.monotonic() - analysis_started}, timing_path)
     return {"equilibrium": equilibrium, "switching": switching, "summary": summary, "schedule": schedule, "lambdas": lambdas,
             "verdict": verdict, "wall_time_s": wall, "ml_atoms": [int(i) for i in leg.ml_atoms], "model_uncertainty": model}
 

@@ -207,7 +207,9 @@ def test_fe_correct_ctrl_c_exits_130_and_resumes(tmp_path):
         before = np.array(reporter.read_energies()[0])[: stopped_at + 1]
     finally:
         reporter.close()
-    assert 0 < stopped_at < 20 and stopped_at % 5 == 0  # stopped on a checkpoint, before the end
+    # the MD stops between chunks of steps, so the run may stop before its first checkpoint after the start;
+    # the file then ends at a checkpoint (0 included) before the end, where the rerun resumes
+    assert 0 <= stopped_at < 20 and stopped_at % 5 == 0
     # The rerun continues the same file to 20 iterations and finishes both legs.
     assert main(["fe-correct", *legs, "--output", str(out), *protocol]) == 0
     reporter = multistate.MultiStateReporter(str(storage), open_mode="r")
@@ -216,5 +218,7 @@ def test_fe_correct_ctrl_c_exits_130_and_resumes(tmp_path):
     finally:
         reporter.close()
     assert after.shape[0] == 21
-    np.testing.assert_array_equal(after[: stopped_at + 1], before)
+    # the iterations up to the checkpoint are kept; a run stopped in its first iteration restarts at 0, whose
+    # energies the resumed sampler computes again in a new single-precision Context (measured: 6e-7 relative)
+    np.testing.assert_allclose(after[: stopped_at + 1], before, rtol=0 if stopped_at else 2e-6)
     assert (out / "results.json").exists()
