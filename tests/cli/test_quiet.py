@@ -38,7 +38,10 @@ ESTIMATE = rf"{NUMBER}( \+- {NUMBER}| \(not enough samples\))"
 FE_STDOUT = [
     rf"dG (complex|solvent) \(MM->ML/MM\): MBAR {ESTIMATE}(, TI {ESTIMATE}( \(discretisation {NUMBER}\))?)?"
     rf"(, BAR {ESTIMATE})? kcal/mol \(\d+ windows, \d+ s\)",
-    rf"ddG correction: {NUMBER} (\+- {NUMBER} kcal/mol|kcal/mol \(not enough samples in the .+\))",
+    rf"ddG correction: {NUMBER} (\+- {NUMBER} kcal/mol|\+- {NUMBER} \+- {NUMBER} kcal/mol \(\+- stat \+- model\)|"
+    rf"kcal/mol \(not enough samples in the .+\))",
+    rf"model (complex|solvent): (\+- model {NUMBER} kcal/mol; ensemble disagreement on \d+ lambda=1 samples: .+ kcal/mol/A|"
+    r"model uncertainty unavailable \(.+\))",
     rf"verdict: (NOT CONVERGED|CONVERGED) \(ddG error (vs target: {NUMBER} (>|<=) {NUMBER}|: .+) kcal/mol\)",
     r"  (complex|solvent): (not )?converged( \(failed: [a-z_, ]+(\[[^]]*not enough samples[^]]*\][a-z_, ]*)*\))?",
     r"  - (complex|solvent): .+",
