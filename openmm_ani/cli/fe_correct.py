@@ -46,7 +46,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--pilot-samples", type=int, default=40, help="pilot: samples of dU/dlambda per pilot lambda (default 40)")
     p.add_argument("--target-error", type=float,
                    help="stop each leg when ddG's uncertainty would reach this, kcal/mol (each leg: target/sqrt(2))")
-    p.add_argument("--max-time", type=duration_s, help="wall-clock budget per leg and call, e.g. 90m, 2h, 3600s (default: none)")
+    p.add_argument("--max-time", type=duration_s, help="wall-clock budget per leg and call, set-up, pilot and analysis included, e.g. 90m, 2h, 3600s (default: none)")
     p.add_argument("--equilibrium-fraction", type=fraction, default=0.5,
                    help="share of --max-time for replica exchange when switching runs too, between 0 and 1 (default 0.5)")
     p.add_argument("--check-interval", type=int, default=10,
@@ -160,7 +160,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     """Run ``fe-correct``; returns the exit status (errors raise ValueError/OSError for one-line reports).
 
-    Ctrl-C stops at the next checkpoint (a second Ctrl-C at once) with the files saved; the
+    Ctrl-C stops after the chunk of MD steps under way (a second Ctrl-C at once) with the files saved; the
     ``KeyboardInterrupt`` reaches :func:`openmm_ani.cli.main`, which exits with status 130.
     """
     settings = settings_from_args(args)
