@@ -15,8 +15,9 @@ bootstrap, the model uncertainty, the plots). It is shared out as
   when switching runs too, switching until its end.
 
 Each part checks the clock after every iteration or switch and does not start a switch it
-expects to end past its deadline, so a leg overruns its budget by at most one iteration or
-one switch (and the part of the pilot's minimum that did not fit). Replica exchange also
+expects to end past its deadline; the switching chains' end-state equilibration stops at the
+deadline and is continued by the next call. So a leg overruns its budget by at most one
+iteration or one switch (and the part of the pilot's minimum that did not fit). Replica exchange also
 stops at a checkpoint when the next checkpoint would fall past its deadline: a rerun resumes
 from a checkpoint, so the iterations after the last one would be run twice.
 

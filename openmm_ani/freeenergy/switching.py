@@ -37,7 +37,7 @@ from .analysis import MIN_EFFECTIVE
 from .budget import Clock
 from .interrupt import StopFlag, Stopped, never, stop_requested
 from .md import make_context, run_steps
-from .mpi import broadcast, gather_all, rank_and_size
+from .mpi import any_rank, broadcast, gather_all, rank_and_size
 from .settings import ProtocolSettings
 
 logger = logging.getLogger(__name__)
@@ -151,7 +151,8 @@ class _Chains:
     """One process's Context and its two end-state MD chains (saved as OpenMM State XML)."""
 
     def __init__(self, system: openmm.System, positions: Any, box_vectors: Any, settings: ProtocolSettings, store: Optional[str],
-                 rank: int, done: int, record_atoms: Sequence[int] = (), stop: StopFlag = never) -> None:
+                 rank: int, done: int, record_atoms: Sequence[int] = (), stop: StopFlag = never,
+                 out_of_time: StopFlag = never) -> None:
         self.settings = settings
         #: polled between chunks of MD steps (raises Stopped; a chain's state is replaced only after its MD)
         self.stop = stop
@@ -162,19 +163,31 @@ class _Chains:
         self.context = make_context(system, self.integrator, settings.platform)
         self.paths = {name: f"{store}.{name}.rank{rank}.xml" if store else None for name, _, _ in DIRECTIONS}
         self.states: Dict[str, openmm.State] = {}
+        # A chain's state counts its steps (OpenMM's step count, 0 at the start of its equilibration): one
+        # whose equilibration the time budget cut short is saved as it is and continued by the next call.
+        self.ready = True
         for name, lam, _ in DIRECTIONS:
             path = self.paths[name]
             if path and os.path.exists(path):
                 with open(path) as stream:
                     self.states[name] = openmm.XmlSerializer.deserialize(stream.read())
-                continue
-            if box_vectors is not None:
-                self.context.setPeriodicBoxVectors(*box_vectors)
-            self.context.setPositions(positions)
-            self.context.setParameter(LAMBDA_PARAMETER, lam)
-            self.context.setVelocitiesToTemperature(settings.temperature, settings.seed + 31 * rank + int(lam))
+                if self.states[name].getStepCount() >= settings.equilibration_steps:
+                    continue
+                self.context.setState(self.states[name])
+            else:
+                if box_vectors is not None:
+                    self.context.setPeriodicBoxVectors(*box_vectors)
+                self.context.setPositions(positions)
+                self.context.setParameter(LAMBDA_PARAMETER, lam)
+                self.context.setVelocitiesToTemperature(settings.temperature, settings.seed + 31 * rank + int(lam))
+                self.context.setStepCount(0)
             self.integrator.setCurrentIntegrator(0)
-            run_steps(self.integrator, settings.equilibration_steps, stop)
+            try:
+                run_steps(self.integrator, settings.equilibration_steps - self.context.getStepCount(), lambda: stop() or out_of_time())
+            except Stopped:
+                if stop():
+                    raise
+                self.ready = False  # out of time: saved part-equilibrated
             self.states[name] = self.context.getState(getPositions=True, getVelocities=True)
 
     def switch(self, name: str, lam: float, index: int) -> float:
@@ -263,8 +276,9 @@ def run_switching(
         switches per direction.
     max_time_s
         Wall-clock budget of this call, s, on ``clock``: no switch pair starts that is expected
-        to end past it (at least one runs; none when the chains would have to be built first and
-        earlier calls left switches), so the run overruns it by one switch at most.
+        to end past it (the first of a call always does, once the chains are equilibrated), and
+        the chains' equilibration stops at it (saved part-equilibrated, continued by the next
+        call), so the run overruns it by one switch at most.
     stop
         Polled between chunks of MD steps (one process) and after each block; when true the
         run saves the completed switches (the one under way is discarded) and raises
@@ -306,7 +320,12 @@ def run_switching(
         if chains is None:  # built only when there are switches to run (a Context loads the TorchForce)
             # one process: the MD polls the stop flag between chunks of steps (under MPI the ranks agree after each block)
             chains = _Chains(system, positions, box_vectors, settings, store, rank, len(works["forward"]), record_atoms,
-                             stop if size == 1 else never)
+                             stop if size == 1 else never, lambda: max_time_s is not None and clock() - start >= max_time_s)
+            if any_rank(not chains.ready):  # the budget ended their equilibration: the next call continues it
+                chains.save()
+                logger.warning("%s: the budget ended the end-state equilibration before any switch (a rerun continues it; "
+                               "--max-time or a smaller --equilibration-steps lets switching start)", description)
+                break
         for _ in range(mine):
             # each rank alone: no switch pair it expects to end past the budget (at least one per call)
             if max_time_s is not None and per_pair is not None and clock() - start + per_pair > max_time_s:
@@ -345,7 +364,7 @@ def run_switching(
     del chains
     if interrupted:
         raise KeyboardInterrupt
-    if rank != 0:
+    if rank != 0 or not works["forward"]:
         return None
     return summarize(works["forward"], works["reverse"], settings.n_bootstrap, settings.seed)
 

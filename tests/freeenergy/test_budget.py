@@ -23,6 +23,8 @@ from openmm_ani.freeenergy.switching import run_switching
 
 #: Seconds per MD step on the test clock (a binary fraction: the sums below are exact).
 STEP_S = 0.125
+#: Steps of one chunk of MD on the test clock (1 s).
+CHUNK = 8
 POSITIONS = np.full((2, 3), 0.01) * unit.nanometer
 
 
@@ -41,13 +43,20 @@ class StepClock:
 
 @pytest.fixture
 def clock(monkeypatch) -> StepClock:
-    """A StepClock advanced by STEP_S for every MD step that pilot, replica exchange or switching runs."""
+    """A StepClock advanced by STEP_S for every MD step that pilot, replica exchange or switching runs.
+
+    The MD runs in chunks of CHUNK steps, the stop flag polled before each (as md.run_steps does).
+    """
     clock = StepClock()
     original = md.run_steps
 
     def counted(integrator, n_steps, stop=md.never):
-        original(integrator, n_steps, stop)
-        clock.advance(n_steps * STEP_S)
+        for done in range(0, n_steps, CHUNK):
+            if stop():
+                raise md.Stopped
+            steps = min(CHUNK, n_steps - done)
+            original(integrator, steps)
+            clock.advance(steps * STEP_S)
 
     for module in (md, schedule, switching):
         monkeypatch.setattr(module, "run_steps", counted)
@@ -116,6 +125,22 @@ def test_switching_starts_no_pair_it_expects_past_the_budget(tmp_path, clock, bu
     clock.now = 0.0
     again = run_switching(system(), POSITIONS, settings(), progress=False, store=store, max_time_s=-1.0, clock=clock)
     assert again.forward_work == result.forward_work and clock.now == 0.0
+
+
+def test_chain_equilibration_cut_by_the_budget_is_continued_by_the_next_call(tmp_path, clock):
+    # 40 equilibration steps (5 s) per chain: the forward chain ends at 5 s, the reverse one stops at 7 s
+    # after 16 steps; no switch runs, and the part-equilibrated chains are saved
+    store = str(tmp_path / "switching.json")
+    assert run_switching(system(), POSITIONS, settings(equilibration_steps=40, n_switches=3), progress=False, store=store,
+                         max_time_s=7.0, clock=clock) is None
+    assert clock.now == 7.0
+    with open(f"{store}.reverse.rank0.xml") as stream:
+        assert openmm.XmlSerializer.deserialize(stream.read()).getStepCount() == 16
+    # the next call runs the reverse chain's 24 missing steps (3 s), then 3 pairs of 4 s
+    clock.now = 0.0
+    result = run_switching(system(), POSITIONS, settings(equilibration_steps=40, n_switches=3), progress=False, store=store,
+                           max_time_s=100.0, clock=clock)
+    assert len(result.forward_work) == 3 and clock.now == 3.0 + 3 * 4.0
 
 
 def test_pilot_is_shortened_evenly_to_its_share(clock):
