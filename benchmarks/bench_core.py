@@ -13,15 +13,21 @@ For the project's benchmark cases (:mod:`openmm_ani.benchmark.systems`) ``pxylen
 * ``TorchANI 2.9``: TorchANI 2.9.0 (``benchmarks/setup_torchani29.py``), the published NeuroChem
   weights, ``to_infer_model()``, TorchScript, energy + forces by autograd; cell list for boxes.
 
+``--autograd`` times instead what training and any user who differentiates the model runs: the
+scripted ``ANIModel`` ``forward`` and ``torch.autograd.grad`` of its energy, with the AEVs from the C++
+kernel's autograd operator (``openmm-ani``) and from the pure PyTorch AEV path (``openmm-ani TS``,
+``model.aev.use_kernel = False``).
+
 The engines run alternately, in ``--rounds`` rounds; each round's figure is the median of
 ``--repeats`` calls after warm-up. Printed: the range of round medians per engine and the ratio
 TorchANI 2.9 / openmm-ani of their medians. Energies of every engine are checked against
 openmm-ani's before timing. Then the cost per atom from 1k to 10k atoms (flat = linear).
 
-    python benchmarks/bench_core.py [--quick] [--double] [--rounds 2] [--systems pxylene water-1k]
+    python benchmarks/bench_core.py [--quick] [--double] [--rounds 2] [--autograd] [--systems pxylene water-1k]
 """
 
 import argparse
+import copy
 import os
 import platform
 import statistics
@@ -85,6 +91,36 @@ def engines(system: System, dtype: torch.dtype, peer_model) -> Dict[str, Call]:
     return calls
 
 
+def autograd_engines(system: System, dtype: torch.dtype, peer_model) -> Dict[str, Call]:
+    """``--autograd``: energy by the scripted ``ANIModel.forward``, forces by ``torch.autograd.grad``
+    (what training and any user who differentiates the model run), with the AEVs from the C++
+    kernel (``openmm-ani``) and from the pure PyTorch path (``openmm-ani TS``, ``use_kernel=False``)."""
+    _, z, positions, cell = system
+    zt = torch.tensor(z).unsqueeze(0)
+    x = torch.tensor(positions, dtype=dtype).unsqueeze(0)
+    c = None if cell is None else torch.tensor(cell, dtype=dtype)
+    model = openmm_ani.models.load("ani1ccx", dtype=dtype)
+    portable = copy.deepcopy(model)
+    portable.aev.use_kernel = False
+
+    def differentiate(scripted) -> Call:
+        def call() -> Tuple[torch.Tensor, torch.Tensor]:
+            xr = x.clone().requires_grad_(True)
+            energy = scripted(zt, xr, c)
+            (grad,) = torch.autograd.grad(energy.sum(), xr)
+            return energy.detach(), -grad
+
+        return call
+
+    calls: Dict[str, Call] = {}
+    if kernels.available():
+        calls["openmm-ani"] = differentiate(torch.jit.script(model))
+    calls["openmm-ani TS"] = differentiate(torch.jit.script(portable))
+    if peer_model is not None:
+        calls["TorchANI 2.9"] = engines(system, dtype, peer_model)["TorchANI 2.9"]
+    return calls
+
+
 def median_ms(call: Call, repeats: int) -> float:
     times: List[float] = []
     for _ in range(repeats):
@@ -100,6 +136,8 @@ def main() -> None:
     parser.add_argument("--double", action="store_true", help="float64 instead of float32")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per engine (default 2)")
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=None)
+    parser.add_argument("--autograd", action="store_true",
+                        help="forward + torch.autograd.grad of the scripted model instead of energies_and_forces")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     dtype = torch.float64 if args.double else torch.float32
@@ -116,7 +154,8 @@ def main() -> None:
         print(f"# TorchANI 2.9 not available ({error}); timing openmm-ani only")
         torchani29, scripted_open, scripted_periodic, peer_version = None, None, None, "not set up"
     chosen = args.systems or [s for s in SYSTEMS if not (args.quick and s == "water-10k")]
-    print(f"# openmm-ani {openmm_ani.__version__} model path: ANI-1ccx 8-member ensemble, energy + forces, "
+    path = "forward + autograd.grad (scripted)" if args.autograd else "energies_and_forces"
+    print(f"# openmm-ani {openmm_ani.__version__} model path: ANI-1ccx 8-member ensemble, energy + forces by {path}, "
           f"{'float64' if args.double else 'float32'}, CPU")
     print(f"# torch {torch.__version__}, TorchANI {peer_version} (TorchScript, to_infer_model, cell list for boxes), "
           f"kernels {kernels.instruction_set()}, python {platform.python_version()}, {os.cpu_count()} CPUs")
@@ -129,7 +168,7 @@ def main() -> None:
         system = model_system(name)
         n = len(system[1])
         peer = scripted_open if system[3] is None else scripted_periodic
-        calls = engines(system, dtype, peer)
+        calls = (autograd_engines if args.autograd else engines)(system, dtype, peer)
         reference = calls["openmm-ani TS"]()
         for engine, call in calls.items():  # same energies and forces before any timing
             energy, forces = call()

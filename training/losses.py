@@ -50,12 +50,14 @@ def network_energies(model: ANIModel, species: Tensor, coordinates: Tensor) -> T
     -----
     When the coordinates need no gradient (training on energies only) and the C++ kernels are built,
     the AEVs — constants with respect to the weights — come from the kernel, with no autograd graph;
-    otherwise (force training, GPUs) from the model's differentiable AEV computer.
+    otherwise (force training, GPUs) from the model's twice-differentiable AEV path (the force
+    loss differentiates the forces with respect to the weights, a second derivative that the
+    kernel's analytic backward does not provide).
     """
     if not coordinates.requires_grad and coordinates.device.type == "cpu" and kernels_available():
         aev = kernel_aevs(model.aev, species, coordinates).to(coordinates.dtype)
     else:
-        aev = model.aev(species, coordinates)
+        aev = model.aev.differentiable(species, coordinates)
     atomic = model.networks(species.reshape(-1), aev.reshape(-1, aev.shape[-1]))
     return atomic.view(model.num_models, species.shape[0], species.shape[1]).sum(-1)
 

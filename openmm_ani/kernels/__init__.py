@@ -9,6 +9,10 @@ a marker string, and registers ``torch.ops.openmm_ani.*``:
   weights, biases, layers, activations, need_gradient) -> (member energies [M] float64,
   gradient [N, 3])`` — neighbour search, AEVs, element networks (ATen matrix products) and the
   analytic gradient of the ensemble-mean energy, CPU only;
+* ``aev_batch(positions [B, N, 3], species [B, N], cell, <AEV parameters>, num_species) -> AEVs
+  [B, N, L]`` — parallel over molecules, differentiable once with respect to the positions (an
+  autograd function whose backward is the analytic AEV gradient; a second derivative raises):
+  ``AEVComputer.forward`` on CPU tensors and energy-only training;
 * ``aev_and_gradient(...)`` — the AEVs and the gradient of ``sum(aev * aev_grad)``, for tests;
 * ``instruction_set()`` and ``build_info()`` — diagnostics.
 

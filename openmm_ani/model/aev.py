@@ -26,6 +26,7 @@ from typing import Dict, Final, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from .. import kernels
 from .aev_parameters import AEVParameters
 from .neighbors import ALL_PAIRS_MAX_ATOMS, check_box, neighbor_pairs
 
@@ -80,6 +81,11 @@ class AEVComputer(torch.nn.Module):
     ----------
     parameters
         The AEV hyper-parameters, usually read from a NeuroChem ``.params`` file.
+    use_kernel
+        Compute the AEVs of CPU tensors with the C++ kernel ``torch.ops.openmm_ani.aev_batch``, whose
+        backward to the positions is analytic (``None``: when the kernel is built). Its second
+        derivatives are not implemented: force training and Hessians use :meth:`differentiable`.
+        ``False`` gives a module whose TorchScript code never references ``torch.ops.openmm_ani``.
 
     Examples
     --------
@@ -105,11 +111,28 @@ class AEVComputer(torch.nn.Module):
     num_shf_a: Final[int]
     num_zeta: Final[int]
     num_shf_z: Final[int]
+    use_kernel: Final[bool]
+    radial_eta: Final[List[float]]
+    radial_shifts: Final[List[float]]
+    angular_eta: Final[List[float]]
+    angular_zeta: Final[List[float]]
+    angular_shifts: Final[List[float]]
+    angle_sections: Final[List[float]]
 
-    def __init__(self, parameters: AEVParameters) -> None:
+    def __init__(self, parameters: AEVParameters, use_kernel: Optional[bool] = None) -> None:
         super().__init__()
         parameters.validate()
+        if use_kernel and not kernels.available():
+            raise RuntimeError(f"the openmm-ani C++ kernels are not available: {kernels.unavailable_reason()}")
+        self.use_kernel = kernels.available() if use_kernel is None else bool(use_kernel)
         self.parameters = parameters
+        # the hyper-parameters as the kernel takes them (AEVParameters' names)
+        self.radial_eta = [float(v) for v in parameters.radial_eta]
+        self.radial_shifts = [float(v) for v in parameters.radial_shifts]
+        self.angular_eta = [float(v) for v in parameters.angular_eta]
+        self.angular_zeta = [float(v) for v in parameters.angular_zeta]
+        self.angular_shifts = [float(v) for v in parameters.angular_shifts]
+        self.angle_sections = [float(v) for v in parameters.angle_sections]
         self.num_species = parameters.num_species
         self.radial_cutoff = float(parameters.radial_cutoff)
         self.angular_cutoff = float(parameters.angular_cutoff)
@@ -269,8 +292,24 @@ class AEVComputer(torch.nn.Module):
         Returns
         -------
         Tensor
-            ``[B, N, L]`` AEVs (zero rows for padding atoms).
+            ``[B, N, L]`` AEVs (zero rows for padding atoms), differentiable once with respect to
+            ``coordinates`` on the kernel (CPU, ``use_kernel``), and any number of times otherwise.
         """
+        if self.use_kernel:
+            # the cell is a constant on both paths (no stress): neighbor_pairs detaches it too
+            if coordinates.device.type == "cpu":
+                if cell is not None:
+                    check_box(cell, self.radial_cutoff)
+                return torch.ops.openmm_ani.aev_batch(
+                    coordinates, species, cell, self.radial_cutoff, self.angular_cutoff, self.radial_eta,
+                    self.radial_shifts, self.angular_eta, self.angular_zeta, self.angular_shifts,
+                    self.angle_sections, self.num_species)
+        return self.differentiable(species, coordinates, cell)
+
+    @torch.jit.export
+    def differentiable(self, species: Tensor, coordinates: Tensor, cell: Optional[Tensor] = None) -> Tensor:
+        """The AEVs ``[B, N, L]`` of :meth:`forward` through tensor operations that autograd can
+        differentiate any number of times (force training, Hessians), on any device; slower."""
         if cell is not None:
             check_box(cell, self.radial_cutoff)
         first, second, vectors = neighbor_pairs(species, coordinates, self.radial_cutoff, cell, self.all_pairs_max_atoms)

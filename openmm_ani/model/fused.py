@@ -70,14 +70,6 @@ class FusedANI(torch.nn.Module):
     num_models: Final[int]
     num_elements: Final[int]
     threads: Final[int]
-    radial_cutoff: Final[float]
-    angular_cutoff: Final[float]
-    radial_eta: Final[List[float]]
-    radial_shifts: Final[List[float]]
-    angular_eta: Final[List[float]]
-    angular_zeta: Final[List[float]]
-    angular_shifts: Final[List[float]]
-    angle_sections: Final[List[float]]
     layer_counts: Final[List[int]]
     activations: Final[List[int]]
     all_pairs_max_atoms: Final[int]
@@ -100,20 +92,13 @@ class FusedANI(torch.nn.Module):
         elif use_kernel and not kernels.available():
             raise RuntimeError(f"the openmm-ani C++ kernels are not available: {kernels.unavailable_reason()}")
         compact = dataclasses.replace(parameters, num_species=len(networks))
-        self.aev = AnalyticAEV(compact).to(networks[0].layers[0].weight.dtype)
+        self.aev = AnalyticAEV(compact, use_kernel=bool(use_kernel)).to(networks[0].layers[0].weight.dtype)
         self.networks = torch.nn.ModuleList(networks)
         self.use_kernel = bool(use_kernel)
         self.num_elements = len(networks)
         self.num_models = int(networks[0].layers[0].num_models)
         self.threads = int(threads)
-        self.radial_cutoff = float(compact.radial_cutoff)
-        self.angular_cutoff = float(compact.angular_cutoff)
-        self.radial_eta = [float(v) for v in compact.radial_eta]
-        self.radial_shifts = [float(v) for v in compact.radial_shifts]
-        self.angular_eta = [float(v) for v in compact.angular_eta]
-        self.angular_zeta = [float(v) for v in compact.angular_zeta]
-        self.angular_shifts = [float(v) for v in compact.angular_shifts]
-        self.angle_sections = [float(v) for v in compact.angle_sections]
+        # the AEV hyper-parameters live once, in self.aev (AEVComputer's Final lists, the kernel's vocabulary)
         self.layer_counts = [len(network.layers) for network in networks]
         self.activations = [int(layer.activation) for network in networks for layer in network.layers]
         self.all_pairs_max_atoms = ALL_PAIRS_MAX_ATOMS
@@ -134,7 +119,7 @@ class FusedANI(torch.nn.Module):
 
     def _evaluate(self, positions: Tensor, species: Tensor, cell: Optional[Tensor], need_gradient: bool) -> Tuple[Tensor, Tensor]:
         if cell is not None:
-            check_box(cell, self.radial_cutoff)
+            check_box(cell, self.aev.radial_cutoff)
         if self.use_kernel:
             if positions.device.type == "cpu":
                 weights: List[Tensor] = []
@@ -144,8 +129,9 @@ class FusedANI(torch.nn.Module):
                         weights.append(layer.weight)
                         biases.append(layer.bias)
                 return torch.ops.openmm_ani.energy_gradient(
-                    positions, species, cell, self.radial_cutoff, self.angular_cutoff, self.radial_eta,
-                    self.radial_shifts, self.angular_eta, self.angular_zeta, self.angular_shifts, self.angle_sections,
+                    positions, species, cell, self.aev.radial_cutoff, self.aev.angular_cutoff, self.aev.radial_eta,
+                    self.aev.radial_shifts, self.aev.angular_eta, self.aev.angular_zeta, self.aev.angular_shifts,
+                    self.aev.angle_sections,
                     self.num_elements, self.num_models, weights, biases, self.weights_t, self.layer_counts,
                     self.activations, need_gradient, self.threads,
                 )
@@ -156,12 +142,12 @@ class FusedANI(torch.nn.Module):
         """Member energies ``[M]`` (float64 Ha) through ordinary autograd-capable operations, for callers that
         differentiate each member (or twice) with autograd; slower than :meth:`forward`."""
         if cell is not None:
-            check_box(cell, self.radial_cutoff)
+            check_box(cell, self.aev.radial_cutoff)
         if self.fixed:
             s = self.aev.structure_from_tables(positions, self.table_first, self.table_second, self.table_triplet_j,
                                                self.table_triplet_k, self.table_angular_rows)
         else:
-            first, second, vectors = neighbor_pairs(species.unsqueeze(0), positions.unsqueeze(0), self.radial_cutoff,
+            first, second, vectors = neighbor_pairs(species.unsqueeze(0), positions.unsqueeze(0), self.aev.radial_cutoff,
                                                     cell, self.all_pairs_max_atoms)
             s = self.aev.structure_from_pairs(species, first, second, vectors)
         aev = self.aev.aev(species, s)
@@ -180,7 +166,7 @@ class FusedANI(torch.nn.Module):
             s = self.aev.structure_from_tables(x, self.table_first, self.table_second, self.table_triplet_j,
                                                self.table_triplet_k, self.table_angular_rows)
         else:
-            first, second, vectors = neighbor_pairs(species.unsqueeze(0), x.unsqueeze(0), self.radial_cutoff, cell,
+            first, second, vectors = neighbor_pairs(species.unsqueeze(0), x.unsqueeze(0), self.aev.radial_cutoff, cell,
                                                     self.all_pairs_max_atoms)
             s = self.aev.structure_from_pairs(species, first, second, vectors)
         aev = self.aev.aev(species, s)
@@ -225,8 +211,6 @@ def kernel_aevs(aev: AnalyticAEV, species: Tensor, coordinates: Tensor) -> Tenso
     (-1 padding), ``coordinates`` ``[B, N, 3]`` Å on the CPU. Equal to ``aev(species, coordinates)``;
     for training on energies, where the AEVs are constants. Requires :func:`kernels_available`.
     """
-    p = aev.parameters
     return torch.ops.openmm_ani.aev_batch(
-        coordinates.detach(), species, float(p.radial_cutoff), float(p.angular_cutoff), list(p.radial_eta),
-        list(p.radial_shifts), list(p.angular_eta), list(p.angular_zeta), list(p.angular_shifts),
-        list(p.angle_sections), int(p.num_species))
+        coordinates.detach(), species, None, aev.radial_cutoff, aev.angular_cutoff, aev.radial_eta, aev.radial_shifts,
+        aev.angular_eta, aev.angular_zeta, aev.angular_shifts, aev.angle_sections, aev.num_species)

@@ -242,7 +242,7 @@ class ANIForceModule(torch.nn.Module):
                 cell = box.to(self.probe.dtype) * self.length_scale
                 # Checked here, not only in the model: an error raised deeper inside the module crashes
                 # torch's error report (InterpreterStateImpl::callstack) once openmm-torch has frozen it.
-                check_box(cell, self.fused.radial_cutoff)
+                check_box(cell, self.fused.aev.radial_cutoff)
             else:
                 x = whole_region(x, self.anchor, box.to(x.dtype))
         else:

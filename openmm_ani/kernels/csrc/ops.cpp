@@ -16,8 +16,32 @@
 #include <vector>
 
 #include "ani_kernels.h"
+#include "ops.h"
 
 namespace openmm_ani {
+
+AEVSpec make_spec(double radial_cutoff, double angular_cutoff, at::ArrayRef<double> radial_eta,
+                  at::ArrayRef<double> radial_shifts, at::ArrayRef<double> angular_eta,
+                  at::ArrayRef<double> angular_zeta, at::ArrayRef<double> angular_shifts,
+                  at::ArrayRef<double> angle_sections, int64_t num_species) {
+    AEVSpec spec;
+    spec.radial_cutoff = radial_cutoff;
+    spec.angular_cutoff = angular_cutoff;
+    spec.radial_eta = radial_eta.vec();
+    spec.radial_shifts = radial_shifts.vec();
+    spec.angular_eta = angular_eta.vec();
+    spec.angular_zeta = angular_zeta.vec();
+    spec.angular_shifts = angular_shifts.vec();
+    spec.angle_sections = angle_sections.vec();
+    spec.num_species = num_species;
+    TORCH_CHECK(angular_cutoff <= radial_cutoff, "openmm_ani kernel: the angular cutoff exceeds the radial cutoff");
+    TORCH_CHECK(num_species >= 1 && num_species <= 128, "openmm_ani kernel: 1 to 128 elements supported");
+    for (const std::vector<double>* list : {&spec.radial_eta, &spec.radial_shifts, &spec.angular_eta,
+                                            &spec.angular_zeta, &spec.angular_shifts, &spec.angle_sections})
+        TORCH_CHECK(!list->empty() && list->size() <= static_cast<size_t>(MAX_PARAMETER_VALUES),
+                    "openmm_ani kernel: AEV parameter lists must hold 1 to ", MAX_PARAMETER_VALUES, " values");
+    return spec;
+}
 
 namespace {
 
@@ -43,29 +67,6 @@ void activate_values(T* values, int64_t count, int64_t code, bool need_gradient,
                 code);
     if (need_gradient) derivative.resize(count);
     activate<T>(code, values, need_gradient ? derivative.data() : nullptr, count);
-}
-
-AEVSpec make_spec(double radial_cutoff, double angular_cutoff, at::ArrayRef<double> radial_eta,
-                  at::ArrayRef<double> radial_shifts, at::ArrayRef<double> angular_eta,
-                  at::ArrayRef<double> angular_zeta, at::ArrayRef<double> angular_shifts,
-                  at::ArrayRef<double> angle_sections, int64_t num_species) {
-    AEVSpec spec;
-    spec.radial_cutoff = radial_cutoff;
-    spec.angular_cutoff = angular_cutoff;
-    spec.radial_eta = radial_eta.vec();
-    spec.radial_shifts = radial_shifts.vec();
-    spec.angular_eta = angular_eta.vec();
-    spec.angular_zeta = angular_zeta.vec();
-    spec.angular_shifts = angular_shifts.vec();
-    spec.angle_sections = angle_sections.vec();
-    spec.num_species = num_species;
-    TORCH_CHECK(angular_cutoff <= radial_cutoff, "openmm_ani kernel: the angular cutoff exceeds the radial cutoff");
-    TORCH_CHECK(num_species >= 1 && num_species <= 128, "openmm_ani kernel: 1 to 128 elements supported");
-    for (const std::vector<double>* list : {&spec.radial_eta, &spec.radial_shifts, &spec.angular_eta,
-                                            &spec.angular_zeta, &spec.angular_shifts, &spec.angle_sections})
-        TORCH_CHECK(!list->empty() && list->size() <= static_cast<size_t>(MAX_PARAMETER_VALUES),
-                    "openmm_ani kernel: AEV parameter lists must hold 1 to ", MAX_PARAMETER_VALUES, " values");
-    return spec;
 }
 
 // Runs fn(begin, end) over rows [0, rows), in parallel chunks when allowed.
@@ -370,43 +371,6 @@ std::tuple<Tensor, Tensor> aev_and_gradient(const Tensor& positions, const Tenso
     return std::make_tuple(aev, gradient);
 }
 
-// AEVs [B, N, L] of a padded batch of open molecules (species -1 for padding, zero rows), each
-// molecule on its own (no pairs between molecules), in parallel over molecules. For training on
-// energies, where AEVs need no gradient.
-Tensor aev_batch(const Tensor& positions, const Tensor& species, double radial_cutoff, double angular_cutoff,
-                 at::ArrayRef<double> radial_eta, at::ArrayRef<double> radial_shifts, at::ArrayRef<double> angular_eta,
-                 at::ArrayRef<double> angular_zeta, at::ArrayRef<double> angular_shifts,
-                 at::ArrayRef<double> angle_sections, int64_t num_species) {
-    TORCH_CHECK(positions.dim() == 3 && positions.size(2) == 3, "openmm_ani kernel: positions must be [B, N, 3]");
-    TORCH_CHECK(species.dim() == 2 && species.size(0) == positions.size(0) && species.size(1) == positions.size(1) &&
-                    species.scalar_type() == at::kLong,
-                "openmm_ani kernel: species must be int64 [B, N] like positions");
-    const AEVSpec spec = make_spec(radial_cutoff, angular_cutoff, radial_eta, radial_shifts, angular_eta,
-                                   angular_zeta, angular_shifts, angle_sections, num_species);
-    at::NoGradGuard no_grad;
-    const Tensor x = positions.contiguous();
-    const Tensor sp = species.contiguous();
-    const int64_t batch = x.size(0), n = x.size(1), length = spec.length();
-    const int64_t* spp = sp.data_ptr<int64_t>();
-    for (int64_t i = 0; i < batch * n; ++i)
-        TORCH_CHECK(spp[i] < num_species, "openmm_ani kernel: species index out of range");
-    Tensor aev = at::zeros({batch, n, length}, x.options());
-    std::vector<int64_t> rows(n);
-    for (int64_t i = 0; i < n; ++i) rows[i] = i;
-    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "openmm_ani_aev_batch", [&] {
-        const scalar_t* xp = x.data_ptr<scalar_t>();
-        scalar_t* out = aev.data_ptr<scalar_t>();
-        at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
-            for (int64_t b = begin; b < end; ++b) {
-                Environment<scalar_t> env;
-                build_environment<scalar_t>(xp + b * n * 3, spp + b * n, n, nullptr, spec, env);
-                aev_range<scalar_t>(spec, env, spp + b * n, rows.data(), 0, n, out + b * n * length);
-            }
-        });
-    });
-    return aev;
-}
-
 std::string instruction_set() { return aev_instruction_set(); }
 
 #define OPENMM_ANI_STRING2(x) #x
@@ -441,10 +405,6 @@ TORCH_LIBRARY(openmm_ani, m) {
         "int threads) "
         "-> (Tensor, Tensor)");
     m.def(
-        "aev_batch(Tensor positions, Tensor species, float radial_cutoff, float angular_cutoff, float[] radial_eta, "
-        "float[] radial_shifts, float[] angular_eta, float[] angular_zeta, float[] angular_shifts, "
-        "float[] angle_sections, int num_species) -> Tensor");
-    m.def(
         "aev_and_gradient(Tensor positions, Tensor species, Tensor? cell, float radial_cutoff, float angular_cutoff, "
         "float[] radial_eta, float[] radial_shifts, float[] angular_eta, float[] angular_zeta, "
         "float[] angular_shifts, float[] angle_sections, int num_species, Tensor? aev_grad) -> (Tensor, Tensor)");
@@ -453,7 +413,6 @@ TORCH_LIBRARY(openmm_ani, m) {
 TORCH_LIBRARY_IMPL(openmm_ani, CPU, m) {
     m.impl("energy_gradient", &energy_gradient);
     m.impl("aev_and_gradient", &aev_and_gradient);
-    m.impl("aev_batch", &aev_batch);
 }
 
 }  // namespace openmm_ani
