@@ -41,6 +41,13 @@ def test_bench_core_times_pxylene_after_checking_its_energies():
     assert len(rows) >= 1, out
 
 
+def test_bench_core_autograd_times_the_scripted_forward_and_backward():
+    out = run_driver("bench_core.py", "--systems", "pxylene", "--rounds", "1", "--quick", "--autograd")
+    assert "forward + autograd.grad (scripted)" in out, out
+    rows = [line for line in out.splitlines() if line.startswith("| pxylene | 18 |")]
+    assert len(rows) >= 1, out
+
+
 def test_bench_minimize_refuses_a_case_without_mm():
     completed = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "bench_minimize.py"), "--cases", "pxylene"],
                                capture_output=True, text=True, timeout=120, cwd=ROOT)
