@@ -106,3 +106,18 @@ def raise_if_different(differences: Sequence[str], holder: str, remedy: str) -> 
     """
     if differences:
         raise ValueError(f"{holder} ({'; '.join(differences)}); {remedy}")
+
+
+def read_record(path: str, remedy: str) -> Any:
+    """The settings record stored as JSON at ``path``.
+
+    Raises
+    ------
+    ValueError
+        One line naming the file when it is not valid JSON, followed by ``remedy``.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); {remedy}") from None

@@ -25,7 +25,9 @@ HARTREE_TO_KJ = 2625.4996394798254
 #: Command-line rows not run here, each covered by its own tests (benchmark: tests/cli; fe-correct:
 #: tests/freeenergy and the free-energy examples; train: tests/training and the training example).
 #: Any other row must run: a new row fails test_every_command_row_is_handled until it is handled.
-SKIPPED_ROWS = {"openmm-ani benchmark", "openmm-ani fe-correct ...", "openmm-ani train ..."}
+#: run elsewhere: benchmark (tests/benchmark), fe-correct (tests/cli/test_fe_cli.py), train and refine
+#: (tests/training, their smallest settings need PySCF and minutes)
+SKIPPED_ROWS = {"openmm-ani benchmark", "openmm-ani fe-correct ...", "openmm-ani train ...", "openmm-ani refine ..."}
 
 
 def readme() -> str:

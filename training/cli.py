@@ -111,8 +111,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     s.set_defaults(func=run_select)
 
     from . import labels
+    from .refine import cli as refine_cli
 
     labels.register(commands)
+    refine_cli.register(commands)
     return train
 
 

@@ -14,7 +14,7 @@ import os
 from typing import Any, Dict, List, Mapping
 
 from openmm_ani.files import write_text
-from openmm_ani.resume import raise_if_different, settings_differences
+from openmm_ani.resume import raise_if_different, read_record, settings_differences
 
 #: The record's file name inside a work directory.
 RECORD = "run.json"
@@ -55,11 +55,7 @@ def prepare_work_dir(work_dir: str, settings: Dict[str, Any], overwrite: bool, i
             write_text(path, json.dumps(settings, indent=1, sort_keys=True))
         return
     if os.path.isfile(path):
-        try:
-            with open(path) as handle:
-                stored = json.load(handle)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not valid JSON ({error}); start afresh with {AFRESH}") from None
+        stored = read_record(path, f"start afresh with {AFRESH}")
         raise_if_different(settings_differences(stored, settings), f"{work_dir} holds a training run with other settings",
                            f"rerun with the same settings to continue it, or start afresh with {AFRESH}")
         return

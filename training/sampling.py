@@ -9,11 +9,14 @@ so that any prefix of the returned conformations covers all temperatures.
 """
 
 import logging
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from openmm_ani.model.species import atomic_number_of, symbol_of
+
+if TYPE_CHECKING:
+    from openmm_ani.model import ANIModel
 
 logger = logging.getLogger(__name__)
 
@@ -258,6 +261,7 @@ def sample_md(
     equilibration: int = 200,
     friction_per_fs: float = 0.01,
     model_name: str = "ani1x",
+    model: Optional["ANIModel"] = None,
 ) -> np.ndarray:
     """Conformations from Langevin MD on an ANI ensemble, interleaved over temperatures.
 
@@ -287,7 +291,10 @@ def sample_md(
     friction_per_fs : float
         Langevin friction, 1/fs.
     model_name : str
-        Registered ANI model driving the dynamics.
+        Registered ANI model driving the dynamics (ignored when ``model`` is given).
+    model : ANIModel, optional
+        An already-loaded ensemble driving the dynamics instead of ``model_name`` (e.g. a
+        model being refined); use float64 for the same precision as the default.
 
     Returns
     -------
@@ -307,16 +314,18 @@ def sample_md(
     start = np.asarray(coords, dtype=np.float64)
     if start.shape != (len(numbers), 3):
         raise ValueError(f"coords must be [{len(numbers)}, 3] Å, got {start.shape}")
-    model = models.load(model_name, dtype=torch.float64)
+    if model is None:
+        model = models.load(model_name, dtype=torch.float64)
+    dtype = next(iter(model.parameters())).dtype
     z_t = torch.as_tensor(numbers[None])
     masses = np.array([Element.getByAtomicNumber(int(z)).mass.value_in_unit(unit.dalton) for z in numbers])
     kb, accel, speed = _md_constants()
 
     def acceleration(x: np.ndarray) -> np.ndarray:
-        pos = torch.tensor(x[None], dtype=torch.float64, requires_grad=True)
+        pos = torch.tensor(x[None], dtype=dtype, requires_grad=True)
         energy = model(z_t, pos).sum()
         (grad,) = torch.autograd.grad(energy, pos)
-        force = -grad[0].numpy() * HARTREE_TO_KJ_PER_MOL  # kJ/mol/Å
+        force = -grad[0].detach().to(torch.float64).numpy() * HARTREE_TO_KJ_PER_MOL  # kJ/mol/Å
         return force / masses[:, None] * accel  # Å/fs²
 
     pairs = bonds(numbers, start)

@@ -7,6 +7,7 @@
 ``benchmark``   MD speed next to openmm-ml
 ``fe_correct``  the MM -> ML/MM binding free-energy correction
 ``train``       the training subpackage's commands
+``refine``      active learning for one ligand (= ``train refine``)
 ``info``        versions, platforms, whether the C++ kernels are built
 ==============  ==========================================================
 
@@ -19,14 +20,14 @@ happen inside the commands, so ``--help`` stays fast.
 import sys
 from typing import Optional, Sequence
 
-from . import benchmark, energy, export, fe_correct, info, simulate, train
+from . import benchmark, energy, export, fe_correct, info, refine, simulate, train
 from .common import (
     EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, PROG, ArgumentParser, CommandError, emit, error_line, expected_errors,
     quiet_stdout,
 )
 
 #: The command modules, in the order ``--help`` lists them.
-COMMANDS = (energy, simulate, export, benchmark, fe_correct, train, info)
+COMMANDS = (energy, simulate, export, benchmark, fe_correct, train, refine, info)
 
 
 def build_parser() -> ArgumentParser:

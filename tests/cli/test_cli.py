@@ -229,7 +229,7 @@ def test_every_command_is_registered():
 
     listed = build_parser().format_help()
     names = [line.split()[0] for line in listed.split("COMMAND\n", 2)[-1].splitlines() if line.startswith("    ") and not line.startswith("      ")]
-    assert names == ["energy", "simulate", "export", "benchmark", "fe-correct", "train", "info"]
+    assert names == ["energy", "simulate", "export", "benchmark", "fe-correct", "train", "refine", "info"]
 
 
 def test_console_script_and_module_entry():
