@@ -68,7 +68,8 @@ def test_mlmm_case_engines_and_its_mm_system():
     assert case.ml_atoms == list(range(22))
     mm = case.mm()
     assert mm.getNumParticles() == 2269 and mm.usesPeriodicBoundaryConditions()
-    names = [f.getName() for f in case.build("double").getForces()]
+    system = case.build("double")  # held: getForces() returns views into it (a temporary System is freed under them)
+    names = [f.getName() for f in system.getForces()]
     assert any(n.startswith("ANI") for n in names), names
 
 
