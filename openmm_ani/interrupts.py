@@ -25,6 +25,7 @@ import contextlib
 import logging
 import signal
 import threading
+import types
 from types import FrameType
 from typing import Iterator, Optional
 
@@ -93,3 +94,20 @@ def deferred_interrupts(notice: Optional[str] = None) -> Iterator[InterruptReque
         # None: the previous handler was not installed from Python; Python's own is the best guess
         signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
         request.active = False
+
+
+def import_deferring_interrupts(name: str) -> types.ModuleType:
+    """``importlib.import_module(name)`` with Ctrl-C deferred until the import is done, then raised.
+
+    A ``KeyboardInterrupt`` raised inside an extension module's import can leave it half
+    initialised, and CPython 3.11 then ends the process by SIGINT at exit (status -2) even after
+    the interrupt was caught. Deferred, the interrupt is raised here, in Python code, after the
+    import (which takes well under a second), as ``KeyboardInterrupt``.
+    """
+    import importlib
+
+    with deferred_interrupts() as request:
+        module = importlib.import_module(name)
+    if request.requested:
+        raise KeyboardInterrupt
+    return module

@@ -18,6 +18,8 @@ import struct
 import sys
 from typing import TYPE_CHECKING, Any, Iterator, List, Optional, Sequence
 
+from ..interrupts import import_deferring_interrupts
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import openmm
     import openmm.app
@@ -76,7 +78,7 @@ def load_structure(path: str, topology: Optional[str] = None) -> Any:
     if topology is None and extension in COORDINATE_ONLY_FORMATS:
         raise ValueError(f"{path}: a {extension} file holds coordinates only; give its topology with --top "
                          "(a PDB, prmtop, psf, ... of the same atoms)")
-    import mdtraj
+    mdtraj = import_deferring_interrupts("mdtraj")  # extension modules: a Ctrl-C waits for the import
 
     try:
         with _quiet_stdout(path.lower().endswith(".dcd")):
